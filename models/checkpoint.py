@@ -1,0 +1,187 @@
+"""One checkpoint version on disk: writing its files, validating them, loading them.
+
+A version folder holds model.safetensors (weights only: loading never runs code),
+model.json (everything needed to rebuild and judge the model), history.csv (one row per
+epoch) and latents.safetensors (the test set's codes and labels, plus for p > 2 the
+PCA projection that draws them in 2-D).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from models.architecture import Autoencoder, AutoencoderConfig
+
+FORMAT_VERSION = 1
+WEIGHTS, METADATA, HISTORY, LATENTS = (
+    "model.safetensors",
+    "model.json",
+    "history.csv",
+    "latents.safetensors",
+)
+REQUIRED_FILES = (WEIGHTS, METADATA, HISTORY, LATENTS)
+HISTORY_FIELDS = ("epoch", "train_mse", "test_mse", "seconds")
+REQUIRED_KEYS = ("format", "name", "architecture", "dataset", "metrics", "files")
+
+
+class CheckpointError(Exception):
+    """A checkpoint version that cannot be used; says which file and what is wrong."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class LatentSet:
+    """Latent codes of the test set with their labels, and the map that shows them in 2-D."""
+
+    codes: torch.Tensor  # (N, p) float32
+    labels: torch.Tensor  # (N,) int64
+    projection_mean: torch.Tensor | None = None  # (p,), only for p > 2
+    projection_components: torch.Tensor | None = None  # (2, p), only for p > 2
+
+    def to_map(self, codes: torch.Tensor) -> torch.Tensor:
+        """Positions of `codes` on the 2-D map: the codes themselves for p = 2, else PCA."""
+        if self.projection_mean is None or self.projection_components is None:
+            return codes
+        return (codes - self.projection_mean) @ self.projection_components.T
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        named = {
+            "codes": self.codes,
+            "labels": self.labels,
+            "projection_mean": self.projection_mean,
+            "projection_components": self.projection_components,
+        }
+        return {k: v.contiguous() for k, v in named.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    metadata: dict[str, Any]
+    model: Autoencoder
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def version(self) -> int:
+        return int(self.path.name)
+
+    @property
+    def config(self) -> AutoencoderConfig:
+        return self.model.config
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_checkpoint(
+    folder: Path,
+    model: Autoencoder,
+    metadata: dict[str, Any],
+    history: list[dict[str, float]],
+    latents: LatentSet,
+) -> None:
+    """Write every file of a version into `folder`; model.json, with the checksums, last."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / WEIGHTS)
+    save_file({k: v.cpu() for k, v in latents.tensors().items()}, folder / LATENTS)
+    with open(folder / HISTORY, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    files = {name: sha256_file(folder / name) for name in (WEIGHTS, HISTORY, LATENTS)}
+    full = {
+        "format": FORMAT_VERSION,
+        **metadata,
+        "architecture": model.config.to_dict(),
+        "parameters": model.parameter_count(),
+        "files": files,
+    }
+    (folder / METADATA).write_text(json.dumps(full, indent=2) + "\n")
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """model.json, checked for the keys every reader relies on, and every file's checksum."""
+    for name in REQUIRED_FILES:
+        if not (folder / name).is_file():
+            raise CheckpointError(folder / name, "required file is missing")
+    path = folder / METADATA
+    try:
+        metadata = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(path, f"not valid JSON ({e})") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(path, "expected a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in metadata]
+    if missing:
+        raise CheckpointError(path, f"missing keys: {', '.join(missing)}")
+    if metadata["format"] != FORMAT_VERSION:
+        raise CheckpointError(path, f"format {metadata['format']!r}, expected {FORMAT_VERSION}")
+    for name, expected in metadata["files"].items():
+        if sha256_file(folder / name) != expected:
+            raise CheckpointError(folder / name, "checksum does not match model.json (corrupted?)")
+    return metadata
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(path, f"unreadable safetensors file ({e})") from None
+
+
+def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Validate a version folder and rebuild its model from the config stored beside it."""
+    folder = Path(folder)
+    metadata = read_metadata(folder)
+    try:
+        config = AutoencoderConfig.from_dict(metadata["architecture"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(folder / METADATA, f"invalid architecture ({e})") from None
+    model = Autoencoder(config)
+    try:
+        model.load_state_dict(_load_tensors(folder / WEIGHTS))
+    except RuntimeError as e:  # missing, unexpected or wrongly shaped tensors, one per line
+        details = "; ".join(line.strip() for line in str(e).splitlines()[1:])
+        raise CheckpointError(folder / WEIGHTS, f"weights do not fit the architecture: {details}") from None
+    load_latents(folder, config.latent_size)  # a version is only valid whole
+    return Checkpoint(path=folder, metadata=metadata, model=model.to(device).eval())
+
+
+def load_latents(folder: Path, latent_size: int) -> LatentSet:
+    path = Path(folder) / LATENTS
+    tensors = _load_tensors(path)
+    codes, labels = tensors.get("codes"), tensors.get("labels")
+    if codes is None or labels is None:
+        raise CheckpointError(path, "needs tensors 'codes' and 'labels'")
+    if codes.ndim != 2 or codes.shape[1] != latent_size or labels.shape != (codes.shape[0],):
+        raise CheckpointError(
+            path, f"codes {tuple(codes.shape)} and labels {tuple(labels.shape)} do not fit p = {latent_size}"
+        )
+    mean, components = tensors.get("projection_mean"), tensors.get("projection_components")
+    if latent_size > 2 and (
+        mean is None or components is None or mean.shape != (latent_size,) or components.shape != (2, latent_size)
+    ):
+        raise CheckpointError(path, f"p = {latent_size} > 2 needs a 2-D projection of shape (2, {latent_size})")
+    return LatentSet(codes, labels, mean, components)
+
+
+def read_history(folder: Path) -> list[dict[str, float]]:
+    with open(Path(folder) / HISTORY, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

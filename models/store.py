@@ -1,0 +1,103 @@
+"""The checkpoint store: checkpoints/<name>/<version>/, versions published atomically."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Lower-case letters, digits and dashes: a name can never climb out of the store.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+STAGING_PREFIX = ".tmp-"
+
+
+class InvalidNameError(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"invalid model name {name!r}: use lower-case letters, digits and dashes")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidNameError(name)
+    return name
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointStore:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name))
+
+    def versions(self, name: str) -> list[int]:
+        """Published versions, oldest first; staging folders (.tmp-*) are invisible."""
+        folder = self.root / check_name(name)
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+    def path(self, name: str, version: int) -> Path:
+        return self.root / check_name(name) / str(int(version))
+
+    def load(self, name: str, version: int, device: str | torch.device = "cpu") -> Checkpoint:
+        return load_checkpoint(self.path(name, version), device)
+
+    def load_latest(self, name: str, device: str | torch.device = "cpu") -> Checkpoint:
+        """The highest version that validates; broken ones are skipped with a logged reason."""
+        for version in reversed(self.versions(name)):
+            try:
+                return self.load(name, version, device)
+            except CheckpointError as e:
+                log.warning("skipping %s version %d: %s", name, version, e)
+        raise CheckpointError(self.root / name, "no valid version")
+
+    def publish(self, name: str, write: Callable[[Path], None]) -> int:
+        """Let `write` fill a staging folder, then rename it to the next free version.
+
+        A reader sees a version whole or not at all; a crash leaves only a hidden staging
+        folder; two publishers racing for a number both succeed with different numbers,
+        because renaming onto an existing, non-empty version fails.
+        """
+        folder = self.root / check_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+        try:
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide the version from other users
+            write(staging)
+            for file in staging.iterdir():
+                file.chmod(0o644)  # readable by a service running as another user
+                _fsync(file)
+            while True:
+                version = max(self.versions(name), default=0) + 1
+                try:
+                    staging.rename(folder / str(version))
+                except OSError as e:
+                    if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                        continue  # another run took this number first
+                    raise
+                _fsync(folder)
+                return version
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise

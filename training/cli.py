@@ -1,0 +1,98 @@
+"""ae-train: train named configurations and publish them as checkpoint versions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from models import CONFIGS, CheckpointStore, UnknownConfigError, get_config
+from models.device import DEVICE_CHOICES, resolve_device
+from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, default_data_dir, load_images
+from training.loop import TrainingDiverged, fit
+from training.publish import publish
+from training.recipes import RECIPES, get_recipe
+
+log = logging.getLogger("training")
+STATE_FOLDER = ".train-state"  # inside the store; hidden, so never taken for a model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ae-train", description=__doc__)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", action="append", metavar="NAME", help=f"one of: {', '.join(CONFIGS)}")
+    which.add_argument("--all", action="store_true", help="every configuration of the report")
+    parser.add_argument("--recipe", default="fast", choices=list(RECIPES), help="default: fast")
+    parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    parser.add_argument("--dataset", default="mnist", choices=list(DATASETS))
+    parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
+    parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+    parser.add_argument("--store", type=Path, default=Path("checkpoints"), help="checkpoint store")
+    parser.add_argument("--name", help="store name for one --config (default: the config, plus -DATASET if not mnist)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
+    parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
+    parser.add_argument("--restart", action="store_true", help="ignore a saved run and start from epoch 1")
+    parser.add_argument("--dry-run", action="store_true", help="one epoch on 2,048 images, publish nothing")
+    return parser
+
+
+def store_name(config_name: str, dataset: str) -> str:
+    return config_name if dataset == "mnist" else f"{config_name}-{dataset}"
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list(CONFIGS) if args.all else args.config
+    configs = {name: get_config(name) for name in names}
+    if args.name and len(names) != 1:
+        raise ValueError("--name needs exactly one --config")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    recipe = get_recipe(args.recipe).with_epochs(1 if args.dry_run else args.epochs)
+    data = load_images(args.dataset, args.data_dir or default_data_dir(), download=not args.no_download)
+    train_limit, test_limit = (2048, 1000) if args.dry_run else (args.train_limit, args.test_limit)
+    if train_limit or test_limit:
+        data = data.subset(train_limit, test_limit)
+    data = data.to(device)
+    store = CheckpointStore(args.store)
+    for config_name, config in configs.items():
+        name = args.name or store_name(config_name, args.dataset)
+        state_path = store.root / STATE_FOLDER / f"{name}-{recipe.name}-e{recipe.epochs}-s{args.seed}.pt"
+        if args.restart or args.dry_run:
+            state_path.unlink(missing_ok=True)
+        log.info("%s: %s recipe, %d epochs, %s on %s", name, recipe.name, recipe.epochs, args.dataset, device)
+        trained = fit(
+            config, data, recipe, seed=args.seed, device=device,
+            state_path=None if args.dry_run else state_path, label=name,
+        )  # fmt: skip
+        final = trained.history[-1]
+        if args.dry_run:
+            log.info("%s: dry run done, test MSE %.5f; nothing published", name, final["test_mse"])
+            continue
+        version = publish(store, name, config_name, trained, data, recipe, args.seed)
+        state_path.unlink(missing_ok=True)
+        log.info(
+            "%s: published version %d (%s), test MSE %.5f, %.0f s",
+            name, version, store.path(name, version), final["test_mse"], trained.train_seconds,
+        )  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (DataNotFoundError, UnknownConfigError, TrainingDiverged, ValueError, RuntimeError) as e:
+        parser.exit(1, f"ae-train: error: {e}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
