@@ -97,7 +97,8 @@ def test_weights_of_the_wrong_shape_are_rejected(version: Path) -> None:
 
 
 def test_latents_of_the_wrong_size_are_rejected(version: Path) -> None:
-    save_file({"codes": torch.zeros(10, 3), "labels": torch.zeros(10, dtype=torch.int64)}, version / "latents.safetensors")
+    wrong = {"codes": torch.zeros(10, 3), "labels": torch.zeros(10, dtype=torch.int64)}
+    save_file(wrong, version / "latents.safetensors")
     rewrite_checksum(version, "latents.safetensors")
     with pytest.raises(CheckpointError, match=r"latents\.safetensors: codes \(10, 3\).*p = 8"):
         load_checkpoint(version)

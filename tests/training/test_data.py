@@ -10,7 +10,7 @@ def test_mnist_loads_as_flat_pixels_in_unit_range(mnist: ImageData) -> None:
     assert mnist.train_images.shape == (60_000, 784)
     assert mnist.test_images.shape == (10_000, 784)
     assert mnist.train_images.dtype == torch.float32
-    assert 0.0 <= mnist.train_images.min() and mnist.train_images.max() <= 1.0
+    assert mnist.train_images.min() >= 0.0 and mnist.train_images.max() <= 1.0
     assert abs(mnist.train_images.mean().item() - 0.1307) < 1e-3  # the well-known MNIST pixel mean
     assert torch.bincount(mnist.train_labels).tolist()[:2] == [5923, 6742]
     assert len(mnist.sha256) == 64
