@@ -1,0 +1,1 @@
+"""The HTTP service: loads the checkpoint store and serves encode/decode/reconstruct/latent-map."""

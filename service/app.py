@@ -1,0 +1,67 @@
+"""The app factory: settings in, a FastAPI app out; models load in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from models import CheckpointStore
+from models.device import resolve_device
+from service.batcher import MicroBatcher
+from service.catalog import Catalog
+from service.errors import install_error_handlers
+from service.metrics import Metrics, MetricsMiddleware
+from service.routes import catalog, inference, operations
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = Catalog(CheckpointStore(settings.store), resolve_device(settings.device))
+        await asyncio.to_thread(loaded.load)
+        for served in loaded:
+            labels = (served.name, str(served.version))
+            served.batcher = MicroBatcher(
+                served.forward,
+                max_batch_size=settings.max_batch_size,
+                max_delay=settings.max_delay_ms / 1000,
+                queue_size=settings.queue_size,
+                on_batch=metrics.batch_images.labels(*labels).observe,
+            )
+            metrics.queue_images.labels(*labels).set_function(served.batcher.queued_images)
+            served.batcher.start()
+        app.state.catalog = loaded
+        app.state.ready = True
+        yield
+        app.state.ready = False  # stop advertising readiness, then finish what is queued
+        await asyncio.gather(*(served.batcher.close() for served in loaded if served.batcher))
+
+    app = FastAPI(
+        title="MNIST autoencoder service",
+        summary="Encode, decode and reconstruct handwritten digits with the autoencoders of a lab report",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.catalog = Catalog(CheckpointStore(settings.store), resolve_device("cpu"))  # empty until loaded
+    app.state.ready = False
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])  # fmt: skip
+    for router in (inference.router, catalog.router, operations.router):
+        app.include_router(router)
+    return app

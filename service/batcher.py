@@ -1,0 +1,148 @@
+"""Micro-batching: requests for one model version share forward passes.
+
+A batch leaves when it holds `max_batch_size` images (counted in images, not requests)
+or when its oldest request has waited `max_delay` seconds. The forward pass runs in a
+worker thread, so the event loop keeps accepting requests meanwhile; requests that
+arrive during a pass form the next batch. The queue is bounded in images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Outputs = dict[str, np.ndarray]  # named results, each with one row per input row
+Forward = Callable[[str, np.ndarray], Outputs]  # (kind, inputs) -> outputs, run in a thread
+
+
+class QueueFull(Exception):
+    pass
+
+
+class BatcherClosed(Exception):
+    pass
+
+
+@dataclass
+class _Item:
+    kind: str  # which forward pass: "images" or "latents"
+    inputs: np.ndarray
+    future: asyncio.Future[Outputs]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        forward: Forward,
+        *,
+        max_batch_size: int,
+        max_delay: float,
+        queue_size: int,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._forward = forward
+        self.max_batch_size = max_batch_size
+        self.max_delay = max_delay
+        self.queue_size = queue_size
+        self._on_batch = on_batch
+        self._pending: deque[_Item] = deque()
+        self.pending_images = 0
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._worker: asyncio.Task[None] | None = None
+
+    def queued_images(self) -> int:
+        return self.pending_images
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        """Stop accepting, finish everything already queued, then stop the worker."""
+        self._closing = True
+        self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+
+    async def submit(self, kind: str, inputs: np.ndarray) -> Outputs:
+        """Queue `inputs` (rows), split into batch-sized chunks; results come back in order."""
+        if self._closing:
+            raise BatcherClosed("shutting down")
+        if self.pending_images + len(inputs) > self.queue_size:
+            raise QueueFull(f"{self.pending_images} images queued, room for {self.queue_size}")
+        loop = asyncio.get_running_loop()
+        items = [
+            _Item(kind, inputs[start : start + self.max_batch_size], loop.create_future())
+            for start in range(0, len(inputs), self.max_batch_size)
+        ]
+        self._pending.extend(items)
+        self.pending_images += len(inputs)
+        self._wakeup.set()
+        parts = await asyncio.gather(*(item.future for item in items))
+        if len(parts) == 1:
+            return parts[0]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+    async def _run(self) -> None:
+        while self._pending or not self._closing:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            wait = self._pending[0].enqueued + self.max_delay - time.monotonic()
+            if self.pending_images < self.max_batch_size and wait > 0 and not self._closing:
+                self._wakeup.clear()  # a new request may fill the batch before the delay is up
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                continue
+            await self._run_batch(self._take_batch())
+
+    def _take_batch(self) -> list[_Item]:
+        batch: list[_Item] = []
+        size = 0
+        while self._pending and size + len(self._pending[0].inputs) <= self.max_batch_size:
+            item = self._pending.popleft()
+            size += len(item.inputs)
+            batch.append(item)
+        self.pending_images -= size
+        return batch
+
+    async def _run_batch(self, batch: list[_Item]) -> None:
+        live = [item for item in batch if not item.future.done()]  # a gone client costs nothing more
+        if not live:
+            return
+        if self._on_batch:
+            self._on_batch(sum(len(item.inputs) for item in live))
+        for kind in sorted({item.kind for item in live}):
+            group = [item for item in live if item.kind == kind]
+            try:
+                outputs = await asyncio.to_thread(self._forward, kind, np.concatenate([i.inputs for i in group]))
+                self._deliver(group, outputs)
+            except Exception as e:  # the error reaches exactly the requests of this batch
+                log.exception("forward pass failed for a batch of %d requests", len(group))
+                for item in group:
+                    if not item.future.done():
+                        item.future.set_exception(e)
+
+    @staticmethod
+    def _deliver(group: list[_Item], outputs: Outputs) -> None:
+        rows = sum(len(item.inputs) for item in group)
+        for key, value in outputs.items():
+            if len(value) != rows:
+                raise RuntimeError(f"forward returned {len(value)} rows of {key!r} for {rows} inputs")
+        start = 0
+        for item in group:
+            stop = start + len(item.inputs)
+            if not item.future.done():
+                item.future.set_result({key: value[start:stop] for key, value in outputs.items()})
+            start = stop

@@ -1,0 +1,123 @@
+"""The models being served: every valid version in the store, warmed, each with its batcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from models import Checkpoint, CheckpointError, CheckpointStore, LatentSet, load_checkpoint
+from models.checkpoint import load_latents
+from models.store import check_name
+from service.batcher import MicroBatcher, Outputs
+from service.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    checkpoint: Checkpoint
+    latents: LatentSet
+    device: torch.device
+    map_points: np.ndarray = field(init=False)  # the test set on the 2-D map, (N, 2)
+    batcher: MicroBatcher | None = None
+
+    def __post_init__(self) -> None:
+        self.map_points = self.latents.to_map(self.latents.codes).numpy()
+        self.map_labels = self.latents.labels.numpy()
+
+    @property
+    def name(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def version(self) -> int:
+        return self.checkpoint.version
+
+    @property
+    def latent_size(self) -> int:
+        return self.checkpoint.config.latent_size
+
+    def forward(self, kind: str, inputs: np.ndarray) -> Outputs:
+        """One forward pass on the device; runs in the batcher's worker thread."""
+        model = self.checkpoint.model
+        x = torch.from_numpy(inputs).to(self.device)
+        with torch.inference_mode():
+            if kind == "latents":
+                return {"images": model.decode(x).cpu().numpy()}
+            codes = model.encode(x)
+            images = model.decode(codes)
+            mse = (images - x).square().mean(dim=1)
+            return {"codes": codes.cpu().numpy(), "images": images.cpu().numpy(), "mse": mse.cpu().numpy()}
+
+    def to_map(self, codes: np.ndarray) -> np.ndarray:
+        return self.latents.to_map(torch.from_numpy(codes)).numpy()
+
+    def warm(self) -> None:
+        self.forward("images", np.zeros((2, self.checkpoint.config.input_size), np.float32))
+        self.forward("latents", np.zeros((2, self.latent_size), np.float32))
+
+    def summary(self) -> dict[str, Any]:
+        meta = self.checkpoint.metadata
+        return {
+            "name": self.name,
+            "version": self.version,
+            "latent_size": self.latent_size,
+            "parameters": meta.get("parameters"),
+            "architecture": meta["architecture"],
+            "dataset": meta["dataset"].get("name"),
+            "recipe": meta.get("recipe", {}).get("name"),
+            "epochs": meta.get("epochs"),
+            "metrics": meta["metrics"],
+            "train_seconds": meta.get("timings", {}).get("train_seconds"),
+            "created": meta.get("created"),
+        }
+
+
+class Catalog:
+    def __init__(self, store: CheckpointStore, device: torch.device) -> None:
+        self.store = store
+        self.device = device
+        self.models: dict[str, dict[int, ServedModel]] = {}
+        self.skipped: dict[str, str] = {}  # "name/version" -> why it is not served
+
+    def load(self) -> None:
+        """Load and warm every valid version; a broken one is skipped with a logged reason."""
+        for name in self.store.names():
+            for version in self.store.versions(name):
+                path = self.store.path(name, version)
+                try:
+                    checkpoint = load_checkpoint(path, self.device)
+                    latents = load_latents(path, checkpoint.config.latent_size)
+                except CheckpointError as e:
+                    self.skipped[f"{name}/{version}"] = str(e)
+                    log.warning("not serving %s version %d: %s", name, version, e)
+                    continue
+                served = ServedModel(checkpoint, latents, self.device)
+                served.warm()
+                self.models.setdefault(name, {})[version] = served
+        log.info("serving %d versions of %d models on %s", len(self), len(self.models), self.device)
+
+    def __len__(self) -> int:
+        return sum(len(versions) for versions in self.models.values())
+
+    def __iter__(self) -> Iterator[ServedModel]:
+        for versions in self.models.values():
+            yield from versions.values()
+
+    def resolve(self, name: str, version: int | None) -> ServedModel:
+        """The requested version, or the latest; NotFound lists what exists."""
+        check_name(name)
+        versions = self.models.get(name)
+        if not versions:
+            raise NotFound(f"unknown model {name!r}", available=sorted(self.models))
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise NotFound(f"model {name!r} has no version {version}", available_versions=sorted(versions))
+        return versions[version]

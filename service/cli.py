@@ -1,0 +1,32 @@
+"""ae-serve: run the service with uvicorn, one worker (one process holds the models and queues)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(prog="ae-serve", description=__doc__)
+    parser.add_argument("--host", default=defaults.host, help=f"default: {defaults.host} (AE_HOST)")
+    parser.add_argument("--port", type=int, default=defaults.port, help=f"default: {defaults.port} (AE_PORT)")
+    parser.add_argument("--store", type=Path, default=defaults.store, help=f"default: {defaults.store} (AE_STORE)")
+    args = parser.parse_args(argv)
+    settings = defaults.model_copy(update={"host": args.host, "port": args.port, "store": args.store})
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,  # SIGTERM: stop accepting, finish in-flight requests, then exit
+    )
+
+
+if __name__ == "__main__":
+    main()

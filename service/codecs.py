@@ -1,0 +1,221 @@
+"""Request bodies in (JSON, multipart PNG, base64 PNG, raw bytes) and responses out.
+
+Parsing is the expensive part of serving a model this small, so JSON goes through
+orjson straight into numpy, and raw uint8 bytes skip parsing altogether.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.errors import BadInput, MalformedBody, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from service.imaging import ImageDecodeError, decode_png
+from service.settings import Settings
+
+PIXELS = 784
+IMAGE_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "image/png", "image/jpeg")
+LATENT_TYPES = ("application/json", "application/octet-stream")
+OUTPUT_TYPES = {"json": "application/json", "png": "image/png", "raw": "application/octet-stream"}
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing more than `limit` bytes before and while reading it."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        raise MalformedBody("empty body: expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise MalformedBody(f"malformed JSON: {e}") from None
+
+
+def _check_count(count: int, settings: Settings, what: str = "images") -> None:
+    if count == 0:
+        raise BadInput(f"empty batch: send at least one of {what}")
+    if count > settings.max_images_per_request:
+        raise PayloadTooLarge(
+            f"{count} {what} in one request; the limit is {settings.max_images_per_request}",
+            limit=settings.max_images_per_request,
+        )
+
+
+def _rows(values: Any, width: int, what: str, shapes: str) -> np.ndarray:
+    """A list of rows -> (N, width) float32; a bad row is named with its index."""
+    if not isinstance(values, list):
+        raise BadInput(f"'{what}' must be a list")
+    try:
+        array = np.asarray(values)
+    except ValueError:  # ragged: find the row that does not fit
+        array = np.empty(0)
+    if array.dtype.kind not in "fiu" or array.ndim < 2 or array.reshape(len(array), -1).shape[1] != width:
+        for index, row in enumerate(values):
+            try:
+                item = np.asarray(row)
+            except ValueError:
+                item = np.empty(0, dtype=object)
+            if item.dtype.kind not in "fiu":
+                raise BadInput(f"{what}[{index}] must hold numbers only", index=index)
+            if item.size != width or item.ndim not in (1, 2):
+                raise BadInput(f"{what}[{index}] has shape {list(item.shape)}; expected {shapes}", index=index)
+        raise BadInput(f"'{what}' must be a list of {shapes} numbers")
+    return _check_finite(array.reshape(len(array), width).astype(np.float32), what)
+
+
+def _check_finite(array: np.ndarray, what: str) -> np.ndarray:
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        index = int(np.flatnonzero(~finite)[0])
+        raise BadInput(f"{what}[{index}] contains NaN or infinity", index=index)
+    return array
+
+
+def _check_pixel_range(images: np.ndarray, what: str = "images") -> np.ndarray:
+    bad = (images < 0).any(axis=1) | (images > 1).any(axis=1)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise BadInput(f"{what}[{index}] has values outside [0, 1]", index=index)
+    return images
+
+
+def _decode_pngs(blobs: list[bytes], names: list[str]) -> np.ndarray:
+    images = []
+    for index, (blob, name) in enumerate(zip(blobs, names, strict=True)):
+        try:
+            images.append(decode_png(blob))
+        except ImageDecodeError as e:
+            raise BadInput(f"{name} (image {index}): {e}", index=index) from None
+    return np.stack(images)
+
+
+def _images_from_json(payload: Any, settings: Settings) -> np.ndarray:
+    if not isinstance(payload, dict) or not ({"images", "images_png"} & payload.keys()):
+        raise BadInput("expected a JSON object with 'images' (lists of 784 or 28x28 numbers) or 'images_png'")
+    if "images_png" in payload:
+        strings = payload["images_png"]
+        if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+            raise BadInput("'images_png' must be a list of base64 strings")
+        _check_count(len(strings), settings)
+        blobs = []
+        for index, text in enumerate(strings):
+            try:
+                blobs.append(base64.b64decode(text.split(",")[-1], validate=True))  # data: URLs too
+            except (binascii.Error, ValueError):
+                raise BadInput(f"images_png[{index}] is not valid base64", index=index) from None
+        return _decode_pngs(blobs, [f"images_png[{i}]" for i in range(len(blobs))])
+    images = payload["images"]
+    _check_count(len(images) if isinstance(images, list) else 1, settings)
+    return _check_pixel_range(_rows(images, PIXELS, "images", "784 or 28x28"))
+
+
+async def read_images(request: Request, settings: Settings) -> np.ndarray:
+    """Any accepted image body -> (N, 784) float32 in [0, 1]."""
+    kind = content_type(request)
+    if kind not in IMAGE_TYPES:
+        raise UnsupportedMediaType(f"content type {kind or 'missing'!r}; send one of: {', '.join(IMAGE_TYPES)}")
+    body = await read_body(request, settings.max_body_bytes)
+    if kind == "application/json":
+        return _images_from_json(_parse_json(body), settings)
+    if kind == "application/octet-stream":
+        if len(body) % PIXELS:
+            raise BadInput(f"raw body must be N x 784 uint8 bytes; got {len(body)} bytes")
+        _check_count(len(body) // PIXELS, settings)
+        return np.frombuffer(body, dtype=np.uint8).reshape(-1, PIXELS).astype(np.float32) / 255.0
+    if kind.startswith("image/"):
+        return _decode_pngs([body], ["body"])
+    files = await _form_files(request, body, settings)
+    _check_count(len(files), settings, "files")
+    return _decode_pngs([blob for _, blob in files], [name for name, _ in files])
+
+
+async def _form_files(request: Request, body: bytes, settings: Settings) -> list[tuple[str, bytes]]:
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(
+        request.headers, stream(), max_files=settings.max_images_per_request, max_part_size=settings.max_body_bytes
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        if "too many files" in e.message.lower():
+            raise PayloadTooLarge(
+                f"more than {settings.max_images_per_request} files in one request",
+                limit=settings.max_images_per_request,
+            ) from None
+        raise MalformedBody(f"malformed multipart body: {e.message}") from None
+    uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    files = [(f"file {upload.filename!r}", await upload.read()) for upload in uploads]
+    await form.close()
+    return files
+
+
+async def read_latents(request: Request, settings: Settings, latent_size: int) -> np.ndarray:
+    """{"latents": [[p floats], ...]} or raw float32 bytes -> (N, p) float32."""
+    kind = content_type(request)
+    if kind not in LATENT_TYPES:
+        raise UnsupportedMediaType(f"content type {kind or 'missing'!r}; send one of: {', '.join(LATENT_TYPES)}")
+    body = await read_body(request, settings.max_body_bytes)
+    if kind == "application/octet-stream":
+        if not body or len(body) % (4 * latent_size):
+            raise BadInput(f"raw body must be N x {latent_size} float32 values; got {len(body)} bytes")
+        latents = np.frombuffer(body, dtype="<f4").reshape(-1, latent_size).astype(np.float32)
+        _check_count(len(latents), settings, "latents")
+        return _check_finite(latents, "latents")
+    payload = _parse_json(body)
+    if not isinstance(payload, dict) or "latents" not in payload:
+        raise BadInput(f"expected a JSON object with 'latents': a list of vectors of {latent_size} numbers")
+    latents = payload["latents"]
+    _check_count(len(latents) if isinstance(latents, list) else 1, settings, "latents")
+    return _rows(latents, latent_size, "latents", f"{latent_size} (this model's latent size)")
+
+
+def output_format(request: Request, requested: str | None, allowed: tuple[str, ...]) -> str:
+    """`format` wins over the Accept header; JSON is the default."""
+    if requested is not None:
+        if requested not in allowed:
+            raise NotAcceptable(f"format {requested!r} is not available here; choose one of: {', '.join(allowed)}")
+        return requested
+    accept = request.headers.get("accept", "")
+    for name in allowed:
+        if name != "json" and OUTPUT_TYPES[name] in accept:
+            return name
+    return "json"
+
+
+def json_response(content: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status_code, media_type="application/json"
+    )
+
+
+def raw_response(rows: np.ndarray, pixels: bool) -> Response:
+    """Images (`pixels`) as uint8 0-255, latents as little-endian float32; X-Shape gives rows,columns."""
+    rows = np.clip(np.rint(rows * 255.0), 0, 255).astype(np.uint8) if pixels else rows.astype("<f4")
+    shape = f"{rows.shape[0]},{rows.shape[1]}"
+    return Response(rows.tobytes(), media_type="application/octet-stream", headers={"X-Shape": shape})

@@ -1,0 +1,88 @@
+"""Domain errors and the one JSON shape every error takes: {"error": {"code", "message", ...}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from models import InvalidNameError
+
+
+class ServiceError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+
+class BadInput(ServiceError):
+    status, code = 422, "invalid_input"
+
+
+class MalformedBody(ServiceError):
+    status, code = 400, "malformed_body"
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, code = 415, "unsupported_media_type"
+
+
+class NotAcceptable(ServiceError):
+    status, code = 406, "not_acceptable"
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class Overloaded(ServiceError):
+    status, code = 503, "overloaded"
+
+
+class NotReady(ServiceError):
+    status, code = 503, "not_ready"
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **details: Any
+) -> Response:
+    body = orjson.dumps({"error": {"code": code, "message": message, **details}})
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.details)
+
+    @app.exception_handler(InvalidNameError)
+    async def invalid_name(_request: Request, exc: InvalidNameError) -> Response:
+        return error_response(422, "invalid_input", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problems = [{"where": ".".join(str(part) for part in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        summary = "; ".join(f"{p['where']}: {p['message']}" for p in problems)
+        return error_response(422, "invalid_input", summary, problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))

@@ -1,0 +1,58 @@
+"""Prometheus metrics, one registry per app so that several apps (tests) never collide."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("ae_requests", "HTTP requests", ["endpoint", "model", "status"], registry=self.registry)
+        self.latency = Histogram("ae_request_seconds", "Request latency", ["endpoint", "model"], registry=self.registry)
+        self.batch_images = Histogram(
+            "ae_batch_images",
+            "Images per forward pass",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_images = Gauge(
+            "ae_queue_images", "Images waiting for a batch", ["model", "version"], registry=self.registry
+        )
+
+
+class MetricsMiddleware:
+    """Counts and times every request by route template and model (set by the model dependency)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route: Any = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            model = scope.get("state", {}).get("model", "")
+            self.metrics.requests.labels(endpoint, model, str(status)).inc()
+            self.metrics.latency.labels(endpoint, model).observe(time.monotonic() - started)

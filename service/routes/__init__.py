@@ -1,0 +1,1 @@
+"""HTTP routes: inference, the model catalogue, and operations (health, readiness, metrics)."""

@@ -1,0 +1,39 @@
+"""GET /models and /models/{name}: what is served, with training metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.responses import Response
+
+from service.codecs import json_response
+from service.deps import CatalogDep, SettingsDep, require_api_key
+from service.schemas import ERRORS, ModelDetail, ModelList
+
+router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS, tags=["models"])
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
+    """Every served model: its versions, latent size, parameters and the latest version's metrics."""
+    summaries = []
+    for name, versions in sorted(catalog.models.items()):
+        latest = versions[max(versions)].summary()
+        summaries.append(
+            {
+                "name": name,
+                "versions": sorted(versions),
+                "latest": latest["version"],
+                "latent_size": latest["latent_size"],
+                "parameters": latest["parameters"],
+                "metrics": latest["metrics"],
+            }
+        )
+    return json_response({"default_model": settings.default_model, "models": summaries})
+
+
+@router.get("/models/{name}", response_model=ModelDetail)
+async def model_detail(name: str, catalog: CatalogDep) -> Response:
+    """One model: every served version with its architecture, recipe, metrics and training time."""
+    latest = catalog.resolve(name, None)
+    versions = [catalog.resolve(name, v).summary() for v in sorted(catalog.models[latest.name])]
+    return json_response({"name": name, "versions": versions})

@@ -1,0 +1,34 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from service.codecs import json_response
+from service.deps import CatalogDep, require_api_key
+from service.errors import NotReady
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """Alive: the process answers."""
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request, catalog: CatalogDep) -> Response:
+    """Ready once every model is loaded and warmed; zero models is not ready."""
+    if not request.app.state.ready or len(catalog) == 0:
+        raise NotReady("no model loaded yet" if not request.app.state.ready else "no valid model in the store",
+                       skipped=catalog.skipped)  # fmt: skip
+    return json_response({"status": "ready", "versions": len(catalog), "skipped": catalog.skipped})
+
+
+@router.get("/metrics", dependencies=[Depends(require_api_key)])
+async def metrics(request: Request) -> Response:
+    """Prometheus text: requests and latency per endpoint and model, batch sizes, queue depth."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,139 @@
+"""Micro-batching: shared forward passes, order, bounded queue, isolation of errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import numpy as np
+import pytest
+from asgi_lifespan import LifespanManager
+
+from service.app import create_app
+from service.batcher import MicroBatcher, QueueFull
+from service.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client, app
+
+
+def _batch_sizes(app: object, version: int = 2) -> tuple[float, float]:
+    """(number of forward passes, images in them) for the default model's served version."""
+    registry = app.state.metrics.registry  # type: ignore[attr-defined]
+    labels = {"model": "mlp2-p2", "version": str(version)}
+    count = registry.get_sample_value("ae_batch_images_count", labels) or 0.0
+    total = registry.get_sample_value("ae_batch_images_sum", labels) or 0.0
+    return count, total
+
+
+async def test_concurrent_single_image_requests_share_forward_passes(
+    configure: Callable[..., Settings], digits: np.ndarray
+) -> None:
+    async with serve(configure(max_delay_ms=50, max_batch_size=64)) as (client, app):
+        responses = await asyncio.gather(
+            *(client.post("/reconstruct", json={"images": [digits[i % 8].tolist()]}) for i in range(32))
+        )
+        assert all(r.status_code == 200 for r in responses)
+        passes, images = _batch_sizes(app)
+        assert images == 32
+        assert passes <= 4, f"32 concurrent requests took {passes} forward passes"
+        # each client got its own image back, not a neighbour's
+        alone = (await client.post("/reconstruct", json={"images": [digits[3].tolist()]})).json()
+        # (batch size changes the float rounding of a matmul, not the result)
+        np.testing.assert_allclose(responses[3].json()["reconstructions"], alone["reconstructions"], atol=1e-6)
+
+
+async def test_a_request_larger_than_the_batch_is_split_and_reassembled(
+    configure: Callable[..., Settings], digits: np.ndarray
+) -> None:
+    images = np.concatenate([digits, digits[::-1]])  # 16 images, batches of 3
+    async with serve(configure(max_batch_size=3, max_delay_ms=1)) as (client, app):
+        whole = (await client.post("/reconstruct", json={"images": images.tolist()})).json()
+        passes, total = _batch_sizes(app)
+        assert total == 16 and passes >= 6
+        for index in (0, 7, 8, 15):
+            one = (await client.post("/reconstruct", json={"images": [images[index].tolist()]})).json()
+            np.testing.assert_allclose(whole["reconstructions"][index], one["reconstructions"][0], atol=1e-6)
+            assert whole["mse"][index] == pytest.approx(one["mse"][0])
+
+
+async def test_a_full_queue_answers_503_with_retry_after(configure: Callable[..., Settings]) -> None:
+    async with serve(configure(queue_size=4, max_batch_size=64, max_delay_ms=1000)) as (client, app):
+        waiting = [asyncio.ensure_future(client.post("/encode", json={"images": [[0.1] * 784] * 2})) for _ in range(2)]
+        batcher = app.state.catalog.resolve("mlp2-p2", None).batcher  # type: ignore[attr-defined]
+        while batcher.queued_images() < 4:  # both are queued, waiting for the batch to fill or the delay
+            await asyncio.sleep(0.005)
+        refused = await client.post("/encode", json={"images": [[0.1] * 784]})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "overloaded"
+        assert [r.status_code for r in await asyncio.gather(*waiting)] == [200, 200]
+
+
+async def test_a_bad_request_does_not_harm_its_batch_neighbours(
+    configure: Callable[..., Settings], digits: np.ndarray
+) -> None:
+    async with serve(configure(max_delay_ms=50)) as (client, _app):
+        good = [client.post("/encode", json={"images": [digits[i].tolist()]}) for i in range(6)]
+        bad = [client.post("/encode", json={"images": [[2.0] * 784]}), client.post("/encode", json={"images": [[]]})]
+        responses = await asyncio.gather(*good, *bad)
+        assert [r.status_code for r in responses] == [200] * 6 + [422, 422]
+
+
+async def test_shutdown_finishes_what_is_queued(configure: Callable[..., Settings], digits: np.ndarray) -> None:
+    app = create_app(configure(max_delay_ms=300))
+    manager = LifespanManager(app)
+    await manager.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test")
+    pending = [asyncio.ensure_future(client.post("/encode", json={"images": [digits[i].tolist()]})) for i in range(3)]
+    batcher = app.state.catalog.resolve("mlp2-p2", None).batcher  # type: ignore[attr-defined]
+    while batcher.queued_images() < 3:  # all three are queued (the delay holds them there)
+        await asyncio.sleep(0.005)
+    await manager.__aexit__(None, None, None)  # drains: the waiting requests are answered, not dropped
+    assert [r.status_code for r in await asyncio.gather(*pending)] == [200, 200, 200]
+    await client.aclose()
+
+
+def _echo(kind: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    if (inputs < 0).any():
+        raise RuntimeError("the device failed")
+    return {"out": inputs * 2}
+
+
+async def test_batcher_error_reaches_exactly_its_batch() -> None:
+    batches: list[int] = []
+    batcher = MicroBatcher(_echo, max_batch_size=4, max_delay=0.05, queue_size=100, on_batch=batches.append)
+    batcher.start()
+    first = [asyncio.ensure_future(batcher.submit("images", np.full((1, 3), v, np.float32))) for v in (1, -1, 2)]
+    await asyncio.sleep(0.2)
+    second = await batcher.submit("images", np.full((2, 3), 5, np.float32))
+    results = await asyncio.gather(*first, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)  # one failing pass fails its whole batch
+    np.testing.assert_array_equal(second["out"], np.full((2, 3), 10))  # the next batch is unharmed
+    assert batches == [3, 2]
+    await batcher.close()
+
+
+async def test_batcher_skips_requests_whose_client_left_and_bounds_its_queue() -> None:
+    batches: list[int] = []
+    batcher = MicroBatcher(_echo, max_batch_size=8, max_delay=0.1, queue_size=6, on_batch=batches.append)
+    batcher.start()
+    gone = asyncio.ensure_future(batcher.submit("images", np.ones((3, 2), np.float32)))
+    kept = asyncio.ensure_future(batcher.submit("images", np.ones((2, 2), np.float32)))
+    await asyncio.sleep(0.01)
+    with pytest.raises(QueueFull):
+        await batcher.submit("images", np.ones((2, 2), np.float32))  # 5 queued + 2 > 6
+    gone.cancel()  # what a disconnecting client does to its request
+    assert (await kept)["out"].shape == (2, 2)
+    assert batches == [2]  # the cancelled request cost no forward pass
+    await batcher.close()

