@@ -13,9 +13,9 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 
-# Until the service exists: a short training run into checkpoints/.
+# Serve the shipped checkpoints on http://127.0.0.1:8000
 run: setup
-	$(BIN)/ae-train --config mlp2-p2 --epochs 5
+	$(BIN)/ae-serve
 
 lint:
 	$(BIN)/ruff check .

@@ -23,6 +23,7 @@ from service.imaging import ImageDecodeError, decode_png
 from service.settings import Settings
 
 PIXELS = 784
+IMAGE_SHAPES = ((PIXELS,), (28, 28))
 IMAGE_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "image/png", "image/jpeg")
 LATENT_TYPES = ("application/json", "application/octet-stream")
 OUTPUT_TYPES = {"json": "application/json", "png": "image/png", "raw": "application/octet-stream"}
@@ -65,26 +66,30 @@ def _check_count(count: int, settings: Settings, what: str = "images") -> None:
         )
 
 
-def _rows(values: Any, width: int, what: str, shapes: str) -> np.ndarray:
-    """A list of rows -> (N, width) float32; a bad row is named with its index."""
+def _rows(values: Any, shapes: tuple[tuple[int, ...], ...], what: str, expected: str) -> np.ndarray:
+    """A list of rows, each of one of `shapes` -> (N, width) float32; a bad row is named by its index."""
     if not isinstance(values, list):
         raise BadInput(f"'{what}' must be a list")
     try:
-        array = np.asarray(values)
-    except ValueError:  # ragged: find the row that does not fit
-        array = np.empty(0)
-    if array.dtype.kind not in "fiu" or array.ndim < 2 or array.reshape(len(array), -1).shape[1] != width:
-        for index, row in enumerate(values):
-            try:
-                item = np.asarray(row)
-            except ValueError:
-                item = np.empty(0, dtype=object)
-            if item.dtype.kind not in "fiu":
-                raise BadInput(f"{what}[{index}] must hold numbers only", index=index)
-            if item.size != width or item.ndim not in (1, 2):
-                raise BadInput(f"{what}[{index}] has shape {list(item.shape)}; expected {shapes}", index=index)
-        raise BadInput(f"'{what}' must be a list of {shapes} numbers")
-    return _check_finite(array.reshape(len(array), width).astype(np.float32), what)
+        array: np.ndarray | None = np.asarray(values)
+    except ValueError:  # ragged
+        array = None
+    if array is None or array.dtype.kind not in "fiu" or array.shape[1:] not in shapes:
+        # the slow path: find the row that does not fit, or accept a mix of allowed shapes
+        array = np.stack([_row(row, index, shapes, what, expected) for index, row in enumerate(values)])
+    return _check_finite(array.reshape(len(array), -1).astype(np.float32), what)
+
+
+def _row(row: Any, index: int, shapes: tuple[tuple[int, ...], ...], what: str, expected: str) -> np.ndarray:
+    try:
+        item = np.asarray(row)
+    except ValueError:
+        item = np.empty(0, dtype=object)
+    if item.dtype.kind not in "fiu":
+        raise BadInput(f"{what}[{index}] must hold numbers only", index=index)
+    if item.shape not in shapes:
+        raise BadInput(f"{what}[{index}] has shape {list(item.shape)}; expected {expected}", index=index)
+    return item.reshape(-1)
 
 
 def _check_finite(array: np.ndarray, what: str) -> np.ndarray:
@@ -130,7 +135,7 @@ def _images_from_json(payload: Any, settings: Settings) -> np.ndarray:
         return _decode_pngs(blobs, [f"images_png[{i}]" for i in range(len(blobs))])
     images = payload["images"]
     _check_count(len(images) if isinstance(images, list) else 1, settings)
-    return _check_pixel_range(_rows(images, PIXELS, "images", "784 or 28x28"))
+    return _check_pixel_range(_rows(images, IMAGE_SHAPES, "images", "784 or 28x28"))
 
 
 async def read_images(request: Request, settings: Settings) -> np.ndarray:
@@ -192,7 +197,7 @@ async def read_latents(request: Request, settings: Settings, latent_size: int) -
         raise BadInput(f"expected a JSON object with 'latents': a list of vectors of {latent_size} numbers")
     latents = payload["latents"]
     _check_count(len(latents) if isinstance(latents, list) else 1, settings, "latents")
-    return _rows(latents, latent_size, "latents", f"{latent_size} (this model's latent size)")
+    return _rows(latents, ((latent_size,),), "latents", f"{latent_size} (this model's latent size)")
 
 
 def output_format(request: Request, requested: str | None, allowed: tuple[str, ...]) -> str:

@@ -143,3 +143,11 @@ def _png() -> bytes:
     from service.imaging import encode_png
 
     return encode_png(np.zeros(784, np.float32))
+
+
+def test_flat_and_nested_images_may_be_mixed_but_not_reshaped(client: TestClient) -> None:
+    mixed = [[0.5] * 784, [[0.5] * 28] * 28]
+    assert client.post("/encode", json={"images": mixed}).status_code == 200
+    _error(client.post("/encode", json={"images": [[[0.5] * 2] * 392]}), 422, "images[0]", "[392, 2]")
+    _error(client.post("/decode", json={"latents": [[[0.5], [0.5]]]}), 422, "latents[0]", "[2, 1]")
+    _error(client.post("/encode", json={"images": [[True] * 784]}), 422, "images[0] must hold numbers")
