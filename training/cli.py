@@ -14,7 +14,7 @@ from models.device import DEVICE_CHOICES, resolve_device
 from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, default_data_dir, load_images
 from training.loop import TrainingDiverged, fit
 from training.publish import publish
-from training.recipes import RECIPES, get_recipe
+from training.recipes import LOADERS, RECIPES, get_recipe
 
 log = logging.getLogger("training")
 STATE_FOLDER = ".train-state"  # inside the store; hidden, so never taken for a model
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every configuration of the report")
     parser.add_argument("--recipe", default="fast", choices=list(RECIPES), help="default: fast")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    parser.add_argument(
+        "--loader", choices=LOADERS, help="override how batches are made: same recipe, different speed"
+    )
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS))
     parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
@@ -54,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    recipe = get_recipe(args.recipe).with_epochs(1 if args.dry_run else args.epochs)
     data = load_images(args.dataset, args.data_dir or default_data_dir(), download=not args.no_download)
     train_limit, test_limit = (2048, 1000) if args.dry_run else (args.train_limit, args.test_limit)
     if train_limit or test_limit:
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     data = data.to(device)
     store = CheckpointStore(args.store)
     for config_name, config in configs.items():
+        recipe = get_recipe(args.recipe, config_name).with_epochs(1 if args.dry_run else args.epochs)
+        recipe = recipe.with_loader(args.loader)
         name = args.name or store_name(config_name, args.dataset)
         state_path = store.root / STATE_FOLDER / f"{name}-{recipe.name}-e{recipe.epochs}-s{args.seed}.pt"
         if args.restart or args.dry_run:

@@ -140,3 +140,24 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(data_root: Path, 
         return rows, load_checkpoint(folder).metadata["metrics"]
 
     assert metrics(resumed) == metrics(whole)
+
+
+def test_recipes_and_their_per_configuration_adjustments() -> None:
+    fast = get_recipe("fast")
+    assert (fast.batch_size, fast.lr, fast.schedule, fast.loader) == (256, 3e-3, "cosine", "tensor")
+    assert get_recipe("fast", "mlp2-p2") == fast
+    tuned = get_recipe("fast", "mlp1-p2")
+    assert (tuned.name, tuned.epochs, tuned.batch_size, tuned.lr) == ("fast", 40, 128, 1e-2)
+    assert get_recipe("reference", "mlp1-p2") == get_recipe("reference")  # the report's recipe stays exact
+    assert get_recipe("fast", "mlp1-p2").with_epochs(3).epochs == 3
+    with pytest.raises(ValueError, match="valid: reference, fast"):
+        get_recipe("slow")
+
+
+def test_loader_override_changes_only_the_loader() -> None:
+    reference = get_recipe("reference")
+    in_memory = reference.with_loader("tensor")
+    assert in_memory.loader == "tensor" and in_memory.with_loader(None) == in_memory
+    assert (in_memory.batch_size, in_memory.lr, in_memory.epochs) == (reference.batch_size, reference.lr, 100)
+    with pytest.raises(ValueError, match="valid: dataloader, tensor"):
+        reference.with_loader("disk")
