@@ -8,6 +8,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from models import InvalidNameError
@@ -60,6 +61,12 @@ class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
 
+class ClientGone(ServiceError):
+    """The client hung up; nobody reads the answer, but logs and metrics should not call it a 5xx."""
+
+    status, code = 499, "client_closed_request"
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **details: Any
 ) -> Response:
@@ -71,6 +78,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.details)
+
+    @app.exception_handler(ClientDisconnect)  # hung up while sending its body
+    async def client_disconnect(_request: Request, _exc: ClientDisconnect) -> Response:
+        return error_response(ClientGone.status, ClientGone.code, "client disconnected")
 
     @app.exception_handler(InvalidNameError)
     async def invalid_name(_request: Request, exc: InvalidNameError) -> Response:

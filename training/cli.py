@@ -15,6 +15,7 @@ from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, default_dat
 from training.loop import TrainingDiverged, fit
 from training.publish import publish
 from training.recipes import LOADERS, RECIPES, get_recipe
+from training.report import generate_report
 
 log = logging.getLogger("training")
 STATE_FOLDER = ".train-state"  # inside the store; hidden, so never taken for a model
@@ -27,9 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every configuration of the report")
     parser.add_argument("--recipe", default="fast", choices=list(RECIPES), help="default: fast")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
-    parser.add_argument(
-        "--loader", choices=LOADERS, help="override how batches are made: same recipe, different speed"
-    )
+    parser.add_argument("--loader", choices=LOADERS, help="override how batches are made: same recipe, different speed")
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS))
     parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
@@ -42,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
     parser.add_argument("--restart", action="store_true", help="ignore a saved run and start from epoch 1")
     parser.add_argument("--dry-run", action="store_true", help="one epoch on 2,048 images, publish nothing")
+    parser.add_argument(
+        "--report-dir", type=Path, default=Path("docs/report"), help="where --all writes the report (docs/report)"
+    )
     return parser
 
 
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
             "%s: published version %d (%s), test MSE %.5f, %.0f s",
             name, version, store.path(name, version), final["test_mse"], trained.train_seconds,
         )  # fmt: skip
+    if args.all and not args.dry_run:  # every configuration is fresh: regenerate the report from the store
+        readme = generate_report(store.root, args.report_dir, args.data_dir, not args.no_download, args.dataset)
+        log.info("report written to %s", readme)
     return 0
 
 

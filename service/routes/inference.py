@@ -13,7 +13,7 @@ from service.batcher import BatcherClosed, Outputs, QueueFull
 from service.catalog import ServedModel
 from service.codecs import json_response, output_format, raw_response, read_images, read_latents
 from service.deps import FormatQuery, ModelDep, SettingsDep, require_api_key
-from service.errors import Overloaded
+from service.errors import ClientGone, Overloaded
 from service.imaging import comparison_png, grid_png, scatter_png
 from service.schemas import (
     ERRORS,
@@ -27,11 +27,6 @@ from service.schemas import (
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS, tags=["inference"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}, "application/octet-stream": {}}}}
-CLIENT_CLOSED = 499  # the client went away; nobody reads this status
-
-
-class ClientGone(Exception):
-    pass
 
 
 async def _disconnected(request: Request) -> None:
@@ -50,7 +45,7 @@ async def infer(request: Request, served: ModelDep, kind: str, inputs: np.ndarra
         gone.cancel()
     if not work.done():
         work.cancel()
-        raise ClientGone
+        raise ClientGone("client disconnected while its request was queued")
     try:
         return work.result()
     except (QueueFull, BatcherClosed) as e:

@@ -1,0 +1,168 @@
+"""The experiment report: sections, figures, determinism, metrics with known answers, the CLIs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models import CheckpointStore, get_config
+from training.cli import main as train_main
+from training.data import ImageData
+from training.loop import fit
+from training.publish import publish
+from training.recipes import get_recipe
+from training.report import build_report, latest_checkpoints, main, ordered_names
+from training.report_metrics import confused_pairs, fit_linear_autoencoders, latent_scores
+
+SECTIONS = ["# Experiment report", "## Summary", "## Reconstructions", "## Loss curves", "## Latent maps"]
+SECTIONS += ["### Decoded manifolds (p = 2)", "## Confusions"]
+MODELS = ["mlp2-p2", "mlp2-p8"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory, small_mnist: ImageData) -> Path:
+    """Two configurations (p = 2 and p = 8) trained for two epochs, through the real publishing code."""
+    root = tmp_path_factory.mktemp("report-store")
+    recipe = get_recipe("fast").with_epochs(2)
+    for name in MODELS:
+        publish(CheckpointStore(root), name, name, fit(get_config(name), small_mnist, recipe), small_mnist, recipe, 0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(store_root: Path, small_mnist: ImageData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
+    return build_report(checkpoints, small_mnist, tmp_path_factory.mktemp("report"), str(store_root))
+
+
+def _linked_figures(readme: Path) -> list[str]:
+    return re.findall(r"\]\((figures/[^)]+\.png)\)", readme.read_text())
+
+
+def test_report_has_every_section_and_a_valid_png_for_every_link(report: Path) -> None:
+    text = report.read_text()
+    for heading in SECTIONS:
+        assert re.search(f"^{re.escape(heading)}$", text, re.MULTILINE), heading
+    linked = set(_linked_figures(report))
+    expected = {"reconstructions", "loss-curves", "latent-maps", "manifolds", "manifold_mlp2-p2"}
+    expected |= {f"{kind}_{name}" for kind in ("reconstructions", "loss", "latent") for name in MODELS}
+    assert linked == {f"figures/{name}.png" for name in expected}
+    on_disk = {f"figures/{path.name}" for path in (report.parent / "figures").iterdir()}
+    assert on_disk == linked  # nothing generated that the report does not show
+    for relative in linked:
+        path = report.parent / relative
+        assert path.read_bytes().startswith(PNG_SIGNATURE)
+        with Image.open(path) as image:
+            image.verify()
+
+
+def test_summary_has_a_row_per_configuration_and_a_pca_row_per_p(report: Path) -> None:
+    text = report.read_text()
+    for name in MODELS:
+        assert f"| **{name}** |" in text
+    for p in (2, 8):
+        assert f"| *PCA p = {p}* |" in text
+    assert "PCA p = 16" not in text  # only the sizes present in the store
+    # Two epochs on 2,048 images leave both models behind PCA; the text must say so, not assume the opposite.
+    assert "Every configuration beats PCA" not in text
+    assert "**mlp2-p2** and **mlp2-p8** do not" in text
+
+
+def test_cli_gives_the_same_bytes_and_removes_stale_figures(
+    report: Path, store_root: Path, data_root: Path, tmp_path: Path
+) -> None:
+    stale = tmp_path / "figures" / "latent_removed-model.png"
+    stale.parent.mkdir()
+    stale.write_bytes(PNG_SIGNATURE)
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("kept")
+    args = ["--store", str(store_root), "--out", str(tmp_path), "--data-dir", str(data_root), "--no-download"]
+    assert main(args) == 0
+    # The CLI loads all of MNIST, then keeps the images the checkpoints were trained on: the fixture's subset.
+    assert (tmp_path / "README.md").read_bytes() == report.read_bytes()
+    assert "2,048 training and 512 test images" in report.read_text()
+    for relative in _linked_figures(report):
+        assert (tmp_path / relative).read_bytes() == (report.parent / relative).read_bytes(), relative
+    assert not stale.exists()
+    assert unrelated.read_text() == "kept"
+
+
+def _clusters(centres: np.ndarray, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`per_class` points tightly around each centre, labelled by the centre's index."""
+    labels = np.repeat(np.arange(len(centres)), per_class)
+    return (centres[labels] + rng.normal(scale=0.1, size=(len(labels), centres.shape[1]))).astype(np.float32), labels
+
+
+def test_perfectly_separated_clusters_score_perfectly() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=100.0, size=(10, 4))  # ten digits, far apart
+    (train, train_labels), (test, test_labels) = _clusters(centres, 50, rng), _clusters(centres, 20, rng)
+    scores = latent_scores(train, train_labels, test, test_labels)
+    assert scores.knn_accuracy == 1.0
+    assert scores.ari == pytest.approx(1.0)
+    assert scores.silhouette > 0.9
+    assert np.array_equal(scores.confusion, np.diag(np.full(10, 20)))
+    assert confused_pairs(scores.confusion) == []
+
+
+def test_labels_unrelated_to_the_codes_score_near_chance() -> None:
+    rng = np.random.default_rng(1)
+    codes = rng.normal(size=(3000, 2)).astype(np.float32)
+    labels = rng.integers(0, 10, size=3000)
+    scores = latent_scores(codes[:2000], labels[:2000], codes[2000:], labels[2000:])
+    assert abs(scores.ari) < 0.02
+    assert scores.knn_accuracy < 0.2
+    assert scores.silhouette < 0.05
+
+
+def test_confused_pairs_add_both_directions_and_break_ties_by_digit() -> None:
+    confusion = np.diag(np.full(10, 100))
+    confusion[4, 9], confusion[9, 4] = 7, 5  # 12
+    confusion[8, 5], confusion[5, 8] = 8, 3  # 11
+    confusion[3, 5] = 11  # 11, ties with 5-8 and comes first (lower digits)
+    confusion[1, 7] = 2
+    pairs = confused_pairs(confusion)
+    assert [(p.a, p.b, p.a_as_b, p.b_as_a, p.count) for p in pairs] == [
+        (4, 9, 7, 5, 12),
+        (3, 5, 11, 0, 11),
+        (5, 8, 3, 8, 11),
+    ]
+    # Rate: mistakes over the test images of both digits (row sums: 4 has 107, 9 has 105).
+    assert pairs[0].rate == pytest.approx(12 / 212)
+
+
+def test_pca_baseline_matches_the_known_mse(mnist: ImageData) -> None:
+    linear = fit_linear_autoencoders(mnist.train_images.numpy(), [2, 8, 16])
+    test = mnist.test_images.numpy()
+    for p, expected in [(2, 0.0557), (8, 0.0374), (16, 0.0269)]:
+        reconstructions = linear[p].decode(linear[p].encode(test))
+        assert float(((reconstructions - test) ** 2).mean()) == pytest.approx(expected, abs=3e-4), p
+
+
+def test_registry_order_then_other_names_alphabetically() -> None:
+    assert ordered_names(["zeta", "mlp2-p2", "alpha", "mlp1-p2"]) == ["mlp1-p2", "mlp2-p2", "alpha", "zeta"]
+
+
+def test_cli_fails_clearly_without_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--store", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 1
+    assert "no valid checkpoints of mnist" in capsys.readouterr().err
+
+
+def test_training_all_configurations_writes_the_report(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("training.cli.CONFIGS", {"mlp2-p2": get_config("mlp2-p2")})  # "all", kept short
+    out = tmp_path / "report"
+    args = ["--all", "--epochs", "1", "--train-limit", "512", "--test-limit", "128", "--device", "cpu"]
+    args += ["--data-dir", str(data_root), "--no-download", "--store", str(tmp_path / "store")]
+    args += ["--report-dir", str(out)]
+    assert train_main(args) == 0
+    text = (out / "README.md").read_text()
+    assert "| **mlp2-p2** |" in text
