@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import uvicorn
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", type=Path, default=defaults.store, help=f"default: {defaults.store} (AE_STORE)")
     args = parser.parse_args(argv)
     settings = defaults.model_copy(update={"host": args.host, "port": args.port, "store": args.store})
+    # The app's own loggers (loading, skipped versions, batch errors) at the configured level.
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
