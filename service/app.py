@@ -16,7 +16,7 @@ from service.batcher import MicroBatcher
 from service.catalog import Catalog
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import catalog, inference, operations
+from service.routes import catalog, demo, inference, operations
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])  # fmt: skip
-    for router in (inference.router, catalog.router, operations.router):
+    for router in (inference.router, catalog.router, operations.router, demo.router):
         app.include_router(router)
     return app

@@ -1,0 +1,474 @@
+"""The demo page (/demo): what is served, and the page itself in a real browser.
+
+The browser tests drive Debian's chromium (/usr/bin/chromium, which .ci/run installs) with
+Playwright against a live uvicorn on loopback; they skip where that browser is missing, except
+in CI, where they fail. They read the page's state from its data- attributes, and check what it
+shows against what the service answers for the same input. Screenshots go to each test's tmp_path; with
+AE_UPDATE_SCREENSHOT=1 the screenshot test rewrites docs/demo.png from the shipped checkpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.routes.demo import ASSETS, STATIC
+from service.settings import Settings
+from training.data import ImageData
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # the plain tests still run
+    sync_playwright = None
+
+REPO = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+WAIT_MS = 30_000  # for any one thing to appear on a busy machine
+START_DEADLINE = 90.0  # seconds for the server to answer /readyz 200
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+# ---------------------------------------------------------------------------- served files
+
+
+def test_demo_page_and_files_are_served_with_their_types(client: TestClient) -> None:
+    page = client.get("/demo")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<canvas id="drawing"' in page.text
+    types = {"demo.css": "text/css; charset=utf-8", "demo.js": "text/javascript; charset=utf-8",
+             "digits.json": "application/json"}  # fmt: skip
+    for name, content_type in types.items():
+        response = client.get(f"/demo/{name}")
+        assert response.status_code == 200, name
+        assert response.headers["content-type"] == content_type
+        assert response.content == (STATIC / name).read_bytes()
+    for name in ("index.html", "nope.js"):
+        missing = client.get(f"/demo/{name}")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["available"] == sorted(ASSETS)
+    assert client.get("/demo/%2e%2e%2fapp.py").status_code == 404
+    assert not [path for path in client.get("/openapi.json").json()["paths"] if path.startswith("/demo")]
+
+
+def test_demo_page_refers_to_nothing_outside_the_service() -> None:
+    for path in STATIC.iterdir():
+        text = path.read_text()
+        assert not re.search(r"https?://|url\(|@import", text), path.name
+    html = (STATIC / "index.html").read_text()
+    references = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sorted(references) == ["data:,", "demo/demo.css", "demo/demo.js"]
+    assert "default-src 'self'" in html  # the browser itself refuses anything from elsewhere
+
+
+def test_demo_page_needs_no_key_but_its_api_calls_do(configure: Callable[..., Settings]) -> None:
+    with TestClient(create_app(configure(api_key="s3cret"))) as client:
+        assert client.get("/demo").status_code == 200
+        assert client.get("/demo/demo.js").status_code == 200
+        assert client.get("/models").status_code == 401
+        assert client.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_test_digits_are_the_first_of_each_class_in_the_mnist_test_set(mnist: ImageData) -> None:
+    """digits.json was made from the real test set; this checks it still is exactly that."""
+    digits = json.loads((STATIC / "digits.json").read_text())["digits"]
+    labels = mnist.test_labels.numpy()
+    assert [digit["label"] for digit in digits] == list(range(10))
+    for digit in digits:
+        assert digit["index"] == int(np.flatnonzero(labels == digit["label"])[0])
+        pixels = np.frombuffer(base64.b64decode(digit["pixels"]), np.uint8)
+        np.testing.assert_array_equal(pixels, np.rint(mnist.test_images[digit["index"]].numpy() * 255))
+
+
+# ---------------------------------------------------------------------------- a live server and a browser
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def live_server(workdir: Path, store: Path, **settings: str) -> Iterator[str]:
+    """`python -m service.cli` on a free loopback port; yields its URL once /readyz is 200; always stopped."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AE_")}
+    env |= {"AE_DEVICE": "cpu", "PYTHONPATH": str(REPO), **{f"AE_{k.upper()}": v for k, v in settings.items()}}
+    for _attempt in range(3):  # another process may take the free port before the server binds it
+        port = _free_port()
+        url, log_path = f"http://{LOOPBACK}:{port}", workdir / f"server-{port}.log"
+        command = [sys.executable, "-m", "service.cli", "--host", LOOPBACK, "--port", str(port), "--store", str(store)]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            if _wait_until_ready(process, url, log_path):
+                yield url
+                return
+        finally:
+            _stop(process)
+    pytest.fail("no free port for the server after 3 attempts")
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> bool:
+    """True once /readyz answers 200; False if the port was taken; fails on anything else."""
+    deadline = time.monotonic() + START_DEADLINE
+    while not _ready(url):
+        if process.poll() is not None:
+            log = log_path.read_text(errors="replace")
+            if "address already in use" in log:
+                return False
+            pytest.fail(f"the server exited with {process.returncode}:\n{log}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server was not ready within {START_DEADLINE:.0f} s:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    return True
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5, trust_env=False).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it lingers: only ever the server process this module started."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, store_root: Path) -> Iterator[str]:
+    with live_server(tmp_path_factory.mktemp("demo"), store_root, DEFAULT_MODEL="mlp2-p2") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None or not CHROMIUM.exists():
+        missing = f"needs the playwright package and Debian's chromium at {CHROMIUM} (.ci/run installs both)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)  # in CI the browser tests must run, never pass by skipping
+        pytest.skip(missing)
+    expect.set_options(timeout=WAIT_MS)  # every expect(...) below waits this long
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@contextmanager
+def open_demo(browser: Browser, url: str, ready: bool = True, **context: Any) -> Iterator[Page]:
+    """The demo page, its map loaded (if `ready`); afterwards, no uncaught script error and no request elsewhere."""
+    session = browser.new_context(**{"viewport": DESKTOP, **context})
+    page = session.new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    try:
+        page.goto(f"{url}/demo")
+        if ready:
+            expect(page.locator("#map")).to_have_attribute("data-state", "ready")
+        yield page
+        assert errors == []
+        assert [r for r in requests if not r.startswith(f"{url}/") and not r.startswith("data:")] == []
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    with open_demo(browser, server) as opened:
+        yield opened
+
+
+def draw(page: Page, *strokes: list[tuple[float, float]]) -> None:
+    """Mouse strokes on the drawing, in the canvas's own 280 x 280 units."""
+    box = page.locator("#drawing").bounding_box()
+    assert box is not None
+    scale = box["width"] / 280
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=5)
+        page.mouse.up()
+
+
+A_SEVEN = ([(70, 60), (210, 60), (130, 230)], [(100, 140), (180, 140)])
+
+
+def canvas_pixels(page: Page, selector: str) -> np.ndarray:
+    """A 28 x 28 canvas's grey levels (its red channel), 0-255."""
+    values = page.evaluate(
+        "(s) => Array.from(document.querySelector(s).getContext('2d').getImageData(0, 0, 28, 28).data)"
+        ".filter((_, i) => i % 4 === 0)",
+        selector,
+    )
+    return np.asarray(values, np.int64)
+
+
+def ink(page: Page) -> int:
+    """Pixels of the 280 x 280 drawing that are more white than black."""
+    return int(
+        page.evaluate(
+            "Array.from(document.getElementById('drawing').getContext('2d').getImageData(0, 0, 280, 280).data)"
+            ".filter((v, i) => i % 4 === 0 && v > 128).length"
+        )
+    )
+
+
+def drawing_png(page: Page) -> bytes:
+    url = page.evaluate("document.getElementById('drawing').toDataURL('image/png')")
+    return base64.b64decode(url.split(",")[1])
+
+
+def wait_for_analysis(page: Page) -> None:
+    expect(page.locator("#reconstruction")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#map")).to_have_attribute("data-drawn", re.compile(r"^-?[\d.e-]+,-?[\d.e-]+$"))
+
+
+# ---------------------------------------------------------------------------- the page in a browser
+
+
+def test_a_drawing_is_reconstructed_placed_on_the_map_and_the_map_decodes(
+    page: Page, http: httpx.Client, tmp_path: Path
+) -> None:
+    options = page.locator("#model option")
+    assert options.evaluate_all("os => os.map(o => o.value)") == ["mlp2-p2", "mlp2-p8"]  # the broken mlp1-p2 is not
+    assert (page.input_value("#model"), page.input_value("#version")) == ("mlp2-p2", "2")
+    expect(page.locator("#decode-note")).to_be_hidden()
+
+    draw(page, *A_SEVEN)
+    wait_for_analysis(page)
+    # what the page shows is what the service answers for the same drawing
+    png = {"files": [("file", ("drawing.png", drawing_png(page), "image/png"))]}
+    reply = http.post("/reconstruct?model=mlp2-p2&version=2", **png).json()
+    assert float(page.get_attribute("#mse", "data-mse") or "nan") == pytest.approx(reply["mse"][0], rel=1e-6)
+    expect(page.locator("#mse")).to_contain_text(f"MSE {reply['mse'][0]:.4f}")
+    shown = canvas_pixels(page, "#reconstruction")
+    assert np.abs(shown - np.rint(np.asarray(reply["reconstructions"][0]) * 255)).max() <= 1
+    position = http.post("/latent-map?model=mlp2-p2&version=2&limit=1", **png).json()["positions"][0]
+    drawn = [float(v) for v in (page.get_attribute("#map", "data-drawn") or "").split(",")]
+    assert drawn == pytest.approx([position["x"], position["y"]], abs=1e-4)
+
+    # a click in the middle of the map decodes the middle of the test points' box
+    points = http.get("/latent-map?model=mlp2-p2&version=2").json()["points"]
+    assert page.get_attribute("#map", "data-points") == str(len(points))
+    xs, ys = [p["x"] for p in points], [p["y"] for p in points]
+    centre = [(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2]
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#decoded")).to_have_attribute("data-state", "ready")
+    latent = [float(v) for v in (page.get_attribute("#decoded", "data-latent") or "").split(",")]
+    pixel = max(max(xs) - min(xs), max(ys) - min(ys)) / (0.92 * box["width"])  # one screen pixel in latent units
+    assert latent == pytest.approx(centre, abs=2 * pixel)
+    decoded = http.post("/decode?model=mlp2-p2&version=2", json={"latents": [latent]}).json()["images"][0]
+    assert np.abs(canvas_pixels(page, "#decoded") - np.rint(np.asarray(decoded) * 255)).max() <= 1
+    expect(page.locator("#decoded-caption")).to_contain_text("Decoded from z = (")
+    page.screenshot(path=tmp_path / "desktop.png", full_page=True)
+
+
+def test_a_p8_model_shows_its_pca_map_and_says_why_it_cannot_decode(
+    page: Page, http: httpx.Client, server: str
+) -> None:
+    draw(page, *A_SEVEN)
+    wait_for_analysis(page)
+    page.select_option("#model", "mlp2-p8")
+    expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p8 v1")
+    expect(page.locator("#map")).to_have_attribute("data-projection", "pca")
+    assert page.locator("#version option").evaluate_all("os => os.map(o => o.value)") == ["1"]
+    expect(page.locator("#decode-note")).to_be_visible()
+    # the drawing is sent again to the new model: its place on the PCA map, and its reconstruction
+    wait_for_analysis(page)
+    expect(page.locator("#mse")).to_contain_text("mlp2-p8 v1")
+    png = {"files": [("file", ("drawing.png", drawing_png(page), "image/png"))]}
+    position = http.post("/latent-map?model=mlp2-p8&limit=1", **png).json()["positions"][0]
+    drawn = [float(v) for v in (page.get_attribute("#map", "data-drawn") or "").split(",")]
+    assert drawn == pytest.approx([position["x"], position["y"]], abs=1e-4)
+
+    page.locator("#map").click()
+    expect(page.locator("#decoded-caption")).to_contain_text("cannot be decoded")
+    assert page.get_attribute("#decoded", "data-state") == "empty"
+
+    page.select_option("#model", "mlp2-p2")
+    expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p2 v2")
+    expect(page.locator("#decode-note")).to_be_hidden()
+    page.select_option("#version", "1")
+    expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p2 v1")
+    wait_for_analysis(page)
+    expect(page.locator("#mse")).to_contain_text("mlp2-p2 v1")
+
+    page.goto(f"{server}/demo?model=mlp2-p8")  # a link can pick the model, for tutorials
+    expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p8 v1")
+
+
+def test_a_test_digit_loads_into_the_drawing_and_is_sent_as_its_exact_pixels(
+    page: Page, http: httpx.Client, mnist: ImageData
+) -> None:
+    buttons = page.locator("#digits button")
+    expect(buttons).to_have_count(10)
+    page.get_by_role("button", name=re.compile(r"^Load test digit 7 ")).click()
+    expect(page.locator("#drawing")).to_have_attribute("data-source", "test-7")
+    wait_for_analysis(page)
+    index = json.loads((STATIC / "digits.json").read_text())["digits"][7]["index"]
+    image = mnist.test_images[index].numpy()
+    reply = http.post("/reconstruct?model=mlp2-p2&version=2", json={"images": [image.tolist()]}).json()
+    assert float(page.get_attribute("#mse", "data-mse") or "nan") == pytest.approx(reply["mse"][0], rel=1e-5)
+    # a stroke on top makes it a drawing again, sent as a PNG
+    exact = page.get_attribute("#mse", "data-mse") or ""
+    draw(page, [(20, 20), (60, 20)])
+    expect(page.locator("#drawing")).to_have_attribute("data-source", "drawing")
+    expect(page.locator("#mse")).not_to_have_attribute("data-mse", exact)
+
+
+def test_service_errors_are_shown_in_words(page: Page) -> None:
+    alert = page.get_by_role("alert")
+    expect(alert).to_be_hidden()
+    # a version the service does not have: its own 404 message
+    page.evaluate("""() => {
+        const select = document.getElementById('version');
+        select.add(new Option('v99', '99'));
+        select.value = '99';
+        select.dispatchEvent(new Event('change'));
+    }""")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("/latent-map answered 404: model 'mlp2-p2' has no version 99 (available: 1, 2)")
+    expect(page.locator("#map")).to_have_attribute("data-state", "error")
+
+    page.select_option("#version", "2")
+    expect(page.locator("#map")).to_have_attribute("data-state", "ready")
+    expect(alert).to_be_hidden()
+    # an overloaded service, then no service at all
+    busy = {"error": {"code": "overloaded", "message": "model mlp2-p2 is busy (queue full); retry shortly"}}
+    page.route(
+        re.compile(r"/reconstruct\?"), lambda route: route.fulfill(status=503, json=busy, headers={"Retry-After": "1"})
+    )
+    draw(page, *A_SEVEN)
+    expect(alert).to_contain_text("/reconstruct answered 503: model mlp2-p2 is busy (queue full); retry shortly")
+    expect(page.locator("#reconstruction")).to_have_attribute("data-state", "error")
+    page.unroute(re.compile(r"/reconstruct\?"))
+    page.route(re.compile(r"/latent-map\?"), lambda route: route.abort("connectionrefused"))
+    draw(page, [(100, 250), (200, 250)])
+    expect(alert).to_contain_text("Could not reach the service for /latent-map")
+
+
+def test_on_a_phone_the_page_fits_and_takes_a_finger(browser: Browser, server: str, tmp_path: Path) -> None:
+    with open_demo(browser, server, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2) as page:
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        for selector in ("#drawing", "#reconstruction", "#map"):
+            box = page.locator(selector).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], selector
+        page.locator("#drawing").tap()  # a touch: pointer events with pointerType "touch"
+        expect(page.locator("#drawing")).to_have_attribute("data-source", "drawing")
+        expect(page.locator("#reconstruction")).to_have_attribute("data-state", "ready")
+        assert 200 < ink(page) < 2000  # a dot about as wide as a stroke
+        page.screenshot(path=tmp_path / "phone.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_an_api_key_typed_into_the_page_is_sent(browser: Browser, store_root: Path, tmp_path: Path) -> None:
+    with (
+        live_server(tmp_path, store_root, DEFAULT_MODEL="mlp2-p2", API_KEY="s3cret") as url,
+        open_demo(browser, url, ready=False) as page,
+    ):
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("/models answered 401: missing or wrong API key")
+        expect(alert).to_contain_text("Enter the service's API key above.")
+        page.get_by_label("API key").fill("s3cret")
+        page.get_by_label("API key").press("Enter")
+        expect(page.locator("#map")).to_have_attribute("data-state", "ready")
+        expect(alert).to_be_hidden()
+        draw(page, *A_SEVEN)
+        wait_for_analysis(page)
+
+
+def tab_to(page: Page, selector: str, presses: int = 40) -> list[str]:
+    """Tab until `selector` has the focus; returns what got the focus on the way."""
+    seen = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("document.activeElement.id || document.activeElement.getAttribute('aria-label')"))
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return seen
+    pytest.fail(f"Tab never reached {selector}; it went through {seen}")
+
+
+def test_the_controls_work_from_the_keyboard(page: Page) -> None:
+    seen = tab_to(page, "#map")
+    assert seen[:4] == ["model", "version", "api-key", "clear"]
+    assert next(s for s in seen if s and s.startswith("Load test digit")).startswith("Load test digit 0")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    expect(page.locator("#decoded")).to_have_attribute("data-state", "ready")
+
+    page.keyboard.press("Shift+Tab")  # back to the last test digit: a 9
+    page.keyboard.press("Enter")
+    expect(page.locator("#drawing")).to_have_attribute("data-source", "test-9")
+    wait_for_analysis(page)
+    assert ink(page) > 0
+    page.locator("#clear").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#drawing")).to_have_attribute("data-source", "empty")
+    expect(page.locator("#reconstruction")).to_have_attribute("data-state", "empty")
+    assert page.get_attribute("#map", "data-drawn") is None
+    assert ink(page) == 0
+
+    page.locator("#digits button").first.focus()
+    page.keyboard.press("Space")
+    expect(page.locator("#drawing")).to_have_attribute("data-source", "test-0")
+    wait_for_analysis(page)
+    page.locator("#clear").focus()
+    page.keyboard.press("Space")
+    expect(page.locator("#reconstruction")).to_have_attribute("data-state", "empty")
+
+
+def test_the_readme_screenshot_scene_on_the_shipped_checkpoints(browser: Browser, tmp_path: Path) -> None:
+    """The scene of docs/demo.png: the shipped mlp2-p2, a hand-drawn 2, a decoded point of its map.
+    The screenshot goes to tmp_path, and with AE_UPDATE_SCREENSHOT=1 over docs/demo.png."""
+    with live_server(tmp_path, REPO / "checkpoints", DEFAULT_MODEL="mlp2-p2") as url, open_demo(browser, url) as page:
+        draw(page, [(75, 95), (105, 62), (155, 55), (195, 85), (190, 130), (150, 175), (95, 222), (205, 220)])
+        wait_for_analysis(page)
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] * 0.36, box["y"] + box["height"] * 0.3)
+        expect(page.locator("#decoded")).to_have_attribute("data-state", "ready")
+        page.mouse.move(0, 0)
+        update = os.environ.get("AE_UPDATE_SCREENSHOT") == "1"
+        page.screenshot(path=REPO / "docs" / "demo.png" if update else tmp_path / "demo.png", full_page=True)
