@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from models import CONFIGS, Checkpoint, CheckpointError, CheckpointStore
 from training import report_figures as figures
+from training import report_recipes
 from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, ImageData, default_data_dir, load_images
 from training.report_format import FIGURES, figure_file
 from training.report_latent import confusions, latent_maps
@@ -62,8 +63,10 @@ def data_for(checkpoints: Sequence[Checkpoint], data: ImageData) -> ImageData:
     return data.subset(max(d["train_images"] for d in datasets), max(d["test_images"] for d in datasets))
 
 
-def write_figures(results: Sequence[ModelResult], baselines: Baselines, data: ImageData, out: Path) -> set[Path]:
-    """Draw and save every figure; returns the files written."""
+def write_figures(
+    results: Sequence[ModelResult], baselines: Baselines, data: ImageData, out: Path, extra: dict[str, Figure]
+) -> set[Path]:
+    """Draw and save every figure (and the `extra` ones, already drawn); returns the files written."""
     indices = sample_indices(data.test_labels.numpy())
     originals, digits = data.test_images.cpu().numpy()[indices], data.test_labels.numpy()[indices]
     rows = {r.name: r.evaluation.samples for r in results} | {b.label: b.samples for b in baselines.values()}
@@ -85,7 +88,9 @@ def write_figures(results: Sequence[ModelResult], baselines: Baselines, data: Im
     (out / FIGURES).mkdir(parents=True, exist_ok=True)
     for relative, draw in drawings.items():
         figures.save(draw(), out / relative)
-    return {out / relative for relative in drawings}
+    for relative, figure in extra.items():
+        figures.save(figure, out / relative)
+    return {out / relative for relative in [*drawings, *extra]}
 
 
 def remove_stale(out: Path, keep: set[Path]) -> None:
@@ -96,7 +101,7 @@ def remove_stale(out: Path, keep: set[Path]) -> None:
             path.unlink()
 
 
-def header(results: Sequence[ModelResult], data: ImageData, source: str) -> str:
+def header(results: Sequence[ModelResult], data: ImageData, source: str, compare: bool) -> str:
     versions = ", ".join(f"{r.name} v{r.version}" for r in results)
     return "\n\n".join([
         "# Experiment report",
@@ -105,12 +110,22 @@ def header(results: Sequence[ModelResult], data: ImageData, source: str) -> str:
         f"{len(data.test_labels):,} test images. The same checkpoints give the same report, byte for byte; "
         f"regenerate it with `ae-report --store {source}`.",
         "Contents: [Summary](#summary) · [Reconstructions](#reconstructions) · [Loss curves](#loss-curves) · "
-        "[Latent maps](#latent-maps) · [Confusions](#confusions)",
+        "[Latent maps](#latent-maps) · [Confusions](#confusions)"
+        + (" · [Recipes compared](#recipes-compared)" if compare else ""),
     ])  # fmt: skip
 
 
-def build_report(checkpoints: Sequence[Checkpoint], data: ImageData, out: Path, source: str) -> Path:
-    """Evaluate `checkpoints` on `data` (a subset is fine), write README.md and figures into `out`."""
+def build_report(
+    checkpoints: Sequence[Checkpoint],
+    data: ImageData,
+    out: Path,
+    source: str,
+    reference: dict[str, report_recipes.Run] | None = None,
+) -> Path:
+    """Evaluate `checkpoints` on `data` (a subset is fine), write README.md and figures into `out`.
+
+    With `reference` runs of the same configurations, a section compares the two recipes.
+    """
     if not checkpoints:
         raise ReportError(f"no valid checkpoints of {data.name} in {source}")
     results = [evaluate_model(c, data) for c in checkpoints]
@@ -118,14 +133,20 @@ def build_report(checkpoints: Sequence[Checkpoint], data: ImageData, out: Path, 
     linear = fit_linear_autoencoders(data.train_images.cpu().numpy(), sizes)
     baselines: Baselines = {(data.name, p): evaluate_linear(linear[p], data) for p in sizes}
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale(out, write_figures(results, baselines, data, out))
+    extra_figures, extra_sections = {}, []
+    if reference and any(r.name in reference for r in results):
+        floor = report_recipes.mean_image_mse(data)
+        extra_figures[report_recipes.FIGURE] = report_recipes.figure(results, reference, floor)
+        extra_sections.append(report_recipes.section(results, reference, floor))
+    remove_stale(out, write_figures(results, baselines, data, out, extra_figures))
     sections = [
-        header(results, data, source),
+        header(results, data, source, bool(extra_sections)),
         summary(results, baselines),
         reconstructions(results, baselines),
         losses(results),
         latent_maps(results, baselines),
         confusions(results, baselines),
+        *extra_sections,
     ]
     readme = out / "README.md"
     readme.write_text("\n\n".join(sections) + "\n")
@@ -133,7 +154,12 @@ def build_report(checkpoints: Sequence[Checkpoint], data: ImageData, out: Path, 
 
 
 def generate_report(
-    store: Path, out: Path, data_dir: Path | None = None, download: bool = True, dataset: str = "mnist"
+    store: Path,
+    out: Path,
+    data_dir: Path | None = None,
+    download: bool = True,
+    dataset: str = "mnist",
+    reference_store: Path | None = None,
 ) -> Path:
     """The whole report for a store: what `ae-report` and `ae-train --all` run."""
     started = time.monotonic()
@@ -141,7 +167,11 @@ def generate_report(
     if not checkpoints:
         raise ReportError(f"no valid checkpoints of {dataset} in {store}")
     data = data_for(checkpoints, load_images(dataset, data_dir or default_data_dir(), download))
-    readme = build_report(checkpoints, data, out, str(store))
+    reference = None
+    if reference_store is not None:
+        reference = report_recipes.reference_runs(CheckpointStore(reference_store), [c.name for c in checkpoints])
+        log.info("reference-recipe runs from %s: %s", reference_store, ", ".join(reference) or "none")
+    readme = build_report(checkpoints, data, out, str(store), reference)
     log.info("report of %d models written to %s in %.1f s", len(checkpoints), readme, time.monotonic() - started)
     return readme
 
@@ -153,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="report on models of this data set")
+    parser.add_argument("--reference", type=Path, help="a store of reference-recipe runs to compare the recipes with")
     return parser
 
 
@@ -161,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        generate_report(args.store, args.out, args.data_dir, not args.no_download, args.dataset)
+        generate_report(args.store, args.out, args.data_dir, not args.no_download, args.dataset, args.reference)
     except (DataNotFoundError, CheckpointError, ReportError) as e:
         parser.exit(1, f"ae-report: error: {e}\n")
     return 0

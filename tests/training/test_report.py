@@ -166,3 +166,35 @@ def test_training_all_configurations_writes_the_report(
     assert train_main(args) == 0
     text = (out / "README.md").read_text()
     assert "| **mlp2-p2** |" in text
+
+
+def test_recipes_section_compares_with_reference_runs(store_root: Path, small_mnist: ImageData, tmp_path: Path) -> None:
+    from training.report_recipes import mean_image_mse, reference_runs
+
+    reference_root = tmp_path / "reference"
+    recipe = get_recipe("reference").with_epochs(1).with_loader("tensor")
+    trained = fit(get_config("mlp2-p2"), small_mnist, recipe)
+    publish(CheckpointStore(reference_root), "mlp2-p2", "mlp2-p2", trained, small_mnist, recipe, 0)
+    # a fast-recipe version on top is not a reference run: the comparison looks past it
+    fast = get_recipe("fast").with_epochs(1)
+    publish(CheckpointStore(reference_root), "mlp2-p2", "mlp2-p2", fit(get_config("mlp2-p2"), small_mnist, fast),
+            small_mnist, fast, 0)  # fmt: skip
+    runs = reference_runs(CheckpointStore(reference_root), MODELS)
+    assert list(runs) == ["mlp2-p2"] and len(runs["mlp2-p2"].history) == 1
+
+    floor = mean_image_mse(small_mnist)
+    mean = small_mnist.train_images.mean(0)
+    assert floor == pytest.approx(((small_mnist.test_images - mean) ** 2).mean().item())
+
+    checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
+    readme = build_report(checkpoints, small_mnist, tmp_path / "report", str(store_root), runs)
+    text = readme.read_text()
+    assert "## Recipes compared" in text and "figures/recipes.png" in _linked_figures(readme)
+    two_epochs, one_epoch = trained_mse(store_root), runs["mlp2-p2"].test_mse
+    verdict = "fast" if two_epochs < one_epoch else "reference"
+    assert f"| mlp2-p2 | 2 | {two_epochs:.4f} | 1 | {one_epoch:.4f} | **{verdict}** |" in text
+    assert "mlp2-p8 |" not in text.split("## Recipes compared")[1]  # no reference run: not compared
+
+
+def trained_mse(store_root: Path) -> float:
+    return float(CheckpointStore(store_root).load_latest("mlp2-p2").metadata["metrics"]["test_mse"])

@@ -1,0 +1,108 @@
+"""The report's comparison of the two recipes, from a second store of reference-recipe runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from models import CheckpointError, CheckpointStore
+from models.checkpoint import read_history, read_metadata
+from training.data import ImageData
+from training.report_figures import new_figure
+from training.report_format import figure_file, mse, table
+from training.report_results import ModelResult
+
+FIGURE = figure_file("recipes")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished training run: what the comparison needs, without the weights."""
+
+    metadata: dict[str, Any]
+    history: list[dict[str, float]]
+
+    @property
+    def test_mse(self) -> float:
+        return float(self.metadata["metrics"]["test_mse"])
+
+
+def reference_runs(store: CheckpointStore, names: Sequence[str]) -> dict[str, Run]:
+    """The latest valid reference-recipe version of each of `names` found in `store`."""
+    runs = {}
+    for name in names:
+        for version in reversed(store.versions(name) if name in store.names() else []):
+            folder = store.path(name, version)
+            try:
+                metadata = read_metadata(folder)
+            except CheckpointError:
+                continue
+            if metadata.get("recipe", {}).get("name") == "reference":
+                runs[name] = Run(metadata, read_history(folder))
+                break
+    return runs
+
+
+def mean_image_mse(data: ImageData) -> float:
+    """Test MSE of always answering the mean training image: a model must beat this to have learnt anything."""
+    mean = data.train_images.mean(dim=0)
+    return float((data.test_images - mean).square().mean())
+
+
+def figure(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) -> Figure:
+    """Test MSE per epoch of both recipes, one panel per configuration that has both."""
+    compared = [r for r in results if r.name in runs]
+    columns = min(4, len(compared))
+    rows = math.ceil(len(compared) / columns)
+    fig = new_figure(3.2 * columns, 2.6 * rows)
+    for i, result in enumerate(compared):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        for label, history, style in (("fast", result.history, "-"), ("reference", runs[result.name].history, "--")):
+            ax.plot([h["epoch"] for h in history], [h["test_mse"] for h in history], style, label=label)
+        ax.axhline(floor, color="grey", linewidth=0.8, linestyle=":", label="mean image")
+        ax.set_yscale("log")
+        ax.set_title(result.name, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.axes[0].legend(fontsize=7)
+    fig.supylabel("test MSE (log scale)", fontsize=9)
+    return fig
+
+
+def section(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) -> str:
+    compared = [r for r in results if r.name in runs]
+    rows = []
+    for result in compared:
+        fast, reference = result.history[-1]["test_mse"], runs[result.name]
+        verdict = "fast" if fast < reference.test_mse else "reference"
+        rows.append([
+            result.name, str(len(result.history)), mse(fast), str(len(reference.history)), mse(reference.test_mse),
+            f"**{verdict}**", "yes" if reference.test_mse >= floor else "no",
+        ])  # fmt: skip
+    header = ["configuration", "fast: epochs", "fast: test MSE", "reference: epochs", "reference: test MSE"]
+    header += ["lower", "reference no better than the mean image"]
+    wins = [r.name for r in compared if r.history[-1]["test_mse"] < runs[r.name].test_mse]
+    failed = [r.name for r in compared if runs[r.name].test_mse >= floor]
+    recipe = next(iter(runs.values())).metadata["recipe"]
+    lines = [
+        f"- The fast recipe ends with the lower test MSE in {len(wins)} of {len(compared)} configurations.",
+        f"- Always answering the mean training image gives a test MSE of {mse(floor)}; "
+        + (
+            f"the reference recipe ends no better than that for {', '.join(failed)}: it did not learn."
+            if failed
+            else "every reference run ends below it."
+        ),
+    ]
+    return "\n\n".join([
+        "## Recipes compared",
+        f"The report's own recipe (`reference`: Adam lr {recipe['lr']}, batch {recipe['batch_size']}, constant rate, "
+        f"{recipe['epochs']} epochs, batches from `{recipe['loader']}`) against the shipped `fast` recipe, "
+        "test MSE per epoch.",
+        f"![Test MSE per epoch, fast and reference recipes]({FIGURE})",
+        table(header, rows),
+        "\n".join(lines),
+    ])  # fmt: skip
