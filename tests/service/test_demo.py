@@ -13,11 +13,6 @@ import base64
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +22,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from liveserver import REPO, live_server
 
 from service.app import create_app
 from service.routes.demo import ASSETS, STATIC
@@ -38,13 +34,10 @@ try:
 except ImportError:  # the plain tests still run
     sync_playwright = None
 
-REPO = Path(__file__).resolve().parents[2]
-LOOPBACK = "127.0.0.1"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 WAIT_MS = 30_000  # for any one thing to appear on a busy machine
-START_DEADLINE = 90.0  # seconds for the server to answer /readyz 200
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -104,69 +97,10 @@ def test_test_digits_are_the_first_of_each_class_in_the_mnist_test_set(mnist: Im
 # ---------------------------------------------------------------------------- a live server and a browser
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def live_server(workdir: Path, store: Path, **settings: str) -> Iterator[str]:
-    """`python -m service.cli` on a free loopback port; yields its URL once /readyz is 200; always stopped."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AE_")}
-    env |= {"AE_DEVICE": "cpu", "PYTHONPATH": str(REPO), **{f"AE_{k.upper()}": v for k, v in settings.items()}}
-    for _attempt in range(3):  # another process may take the free port before the server binds it
-        port = _free_port()
-        url, log_path = f"http://{LOOPBACK}:{port}", workdir / f"server-{port}.log"
-        command = [sys.executable, "-m", "service.cli", "--host", LOOPBACK, "--port", str(port), "--store", str(store)]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            if _wait_until_ready(process, url, log_path):
-                yield url
-                return
-        finally:
-            _stop(process)
-    pytest.fail("no free port for the server after 3 attempts")
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> bool:
-    """True once /readyz answers 200; False if the port was taken; fails on anything else."""
-    deadline = time.monotonic() + START_DEADLINE
-    while not _ready(url):
-        if process.poll() is not None:
-            log = log_path.read_text(errors="replace")
-            if "address already in use" in log:
-                return False
-            pytest.fail(f"the server exited with {process.returncode}:\n{log}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"the server was not ready within {START_DEADLINE:.0f} s:\n{log_path.read_text()}")
-        time.sleep(0.2)
-    return True
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=5, trust_env=False).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it lingers: only ever the server process this module started."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(20)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, store_root: Path) -> Iterator[str]:
-    with live_server(tmp_path_factory.mktemp("demo"), store_root, DEFAULT_MODEL="mlp2-p2") as url:
-        yield url
+    with live_server(tmp_path_factory.mktemp("demo"), store_root, default_model="mlp2-p2") as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")
@@ -405,8 +339,8 @@ def test_on_a_phone_the_page_fits_and_takes_a_finger(browser: Browser, server: s
 
 def test_an_api_key_typed_into_the_page_is_sent(browser: Browser, store_root: Path, tmp_path: Path) -> None:
     with (
-        live_server(tmp_path, store_root, DEFAULT_MODEL="mlp2-p2", API_KEY="s3cret") as url,
-        open_demo(browser, url, ready=False) as page,
+        live_server(tmp_path, store_root, default_model="mlp2-p2", api_key="s3cret") as live,
+        open_demo(browser, live.url, ready=False) as page,
     ):
         alert = page.get_by_role("alert")
         expect(alert).to_contain_text("/models answered 401: missing or wrong API key")
@@ -462,7 +396,10 @@ def test_the_controls_work_from_the_keyboard(page: Page) -> None:
 def test_the_readme_screenshot_scene_on_the_shipped_checkpoints(browser: Browser, tmp_path: Path) -> None:
     """The scene of docs/demo.png: the shipped mlp2-p2, a hand-drawn 2, a decoded point of its map.
     The screenshot goes to tmp_path, and with AE_UPDATE_SCREENSHOT=1 over docs/demo.png."""
-    with live_server(tmp_path, REPO / "checkpoints", DEFAULT_MODEL="mlp2-p2") as url, open_demo(browser, url) as page:
+    with (
+        live_server(tmp_path, REPO / "checkpoints", default_model="mlp2-p2") as live,
+        open_demo(browser, live.url) as page,
+    ):
         draw(page, [(75, 95), (105, 62), (155, 55), (195, 85), (190, 130), (150, 175), (95, 222), (205, 220)])
         wait_for_analysis(page)
         box = page.locator("#map").bounding_box()
