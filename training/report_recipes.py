@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from models import CheckpointError, CheckpointStore
 from models.checkpoint import read_history, read_metadata
@@ -65,6 +66,8 @@ def figure(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) -
             ax.plot([h["epoch"] for h in history], [h["test_mse"] for h in history], style, label=label)
         ax.axhline(floor, color="grey", linewidth=0.8, linestyle=":", label="mean image")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.03, as in the tables
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.set_title(result.name, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
