@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -22,22 +24,32 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def _init_forward_thread(settings: Settings) -> None:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = Catalog(CheckpointStore(settings.store), resolve_device(settings.device))
-        await asyncio.to_thread(loaded.load)
+        device = resolve_device(settings.device)
+        # One thread runs every forward pass (and the warm-up), with its own torch thread count.
+        forward_pool = ThreadPoolExecutor(1, "forward", initializer=_init_forward_thread, initargs=(settings,))
+        app.state.forward_pool = forward_pool
+        loaded = Catalog(CheckpointStore(settings.store), device)
+        await asyncio.get_running_loop().run_in_executor(forward_pool, loaded.load)
         for served in loaded:
             labels = (served.name, str(served.version))
             served.batcher = MicroBatcher(
                 served.forward,
                 max_batch_size=settings.max_batch_size,
-                max_delay=settings.max_delay_ms / 1000,
+                max_delay=settings.batch_delay(device),
                 queue_size=settings.queue_size,
                 on_batch=metrics.batch_images.labels(*labels).observe,
+                executor=forward_pool,
             )
             metrics.queue_images.labels(*labels).set_function(served.batcher.queued_images)
             served.batcher.start()
@@ -46,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.ready = False  # stop advertising readiness, then finish what is queued
         await asyncio.gather(*(served.batcher.close() for served in loaded if served.batcher))
+        forward_pool.shutdown()
 
     app = FastAPI(
         title="MNIST autoencoder service",

@@ -9,11 +9,11 @@ arrive during a pass form the next batch. The queue is bounded in images.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,8 +49,10 @@ class MicroBatcher:
         max_delay: float,
         queue_size: int,
         on_batch: Callable[[int], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._forward = forward
+        self._executor = executor  # where forward passes run; None: asyncio's default pool
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
         self.queue_size = queue_size
@@ -85,15 +87,18 @@ class MicroBatcher:
             _Item(kind, inputs[start : start + self.max_batch_size], loop.create_future())
             for start in range(0, len(inputs), self.max_batch_size)
         ]
+        was_idle = not self._pending
         self._pending.extend(items)
         self.pending_images += len(inputs)
-        self._wakeup.set()
+        if was_idle or self.pending_images >= self.max_batch_size:
+            self._wakeup.set()  # the worker waits for a first request or a full batch, not for each one
         parts = await asyncio.gather(*(item.future for item in items))
         if len(parts) == 1:
             return parts[0]
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending or not self._closing:
             if not self._pending:
                 self._wakeup.clear()
@@ -101,10 +106,13 @@ class MicroBatcher:
                 continue
             wait = self._pending[0].enqueued + self.max_delay - time.monotonic()
             if self.pending_images < self.max_batch_size and wait > 0 and not self._closing:
-                self._wakeup.clear()  # a new request may fill the batch before the delay is up
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), wait)
-                continue
+                # Sleep until the batch is full, the delay is up, or shutdown; then send it, without
+                # looking at the clock again: timers round to the millisecond, and re-checking
+                # would spin through the last fraction of it.
+                self._wakeup.clear()
+                timer = loop.call_later(wait, self._wakeup.set)
+                await self._wakeup.wait()
+                timer.cancel()
             await self._run_batch(self._take_batch())
 
     def _take_batch(self) -> list[_Item]:
@@ -126,7 +134,9 @@ class MicroBatcher:
         for kind in sorted({item.kind for item in live}):
             group = [item for item in live if item.kind == kind]
             try:
-                outputs = await asyncio.to_thread(self._forward, kind, np.concatenate([i.inputs for i in group]))
+                inputs = np.concatenate([i.inputs for i in group])
+                loop = asyncio.get_running_loop()
+                outputs = await loop.run_in_executor(self._executor, self._forward, kind, inputs)
                 self._deliver(group, outputs)
             except Exception as e:  # the error reaches exactly the requests of this batch
                 log.exception("forward pass failed for a batch of %d requests", len(group))

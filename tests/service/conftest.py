@@ -37,7 +37,8 @@ def configure(store_root: Path) -> Callable[..., Settings]:
     """Settings for the test store, with any field changed (validated, like the environment would be)."""
 
     def make(**changes: Any) -> Settings:
-        values = {"store": store_root, "default_model": "mlp2-p2", "device": "cpu", **changes}
+        # torch_threads=0: leave the test process's thread count alone (one test checks the setting)
+        values = {"store": store_root, "default_model": "mlp2-p2", "device": "cpu", "torch_threads": 0, **changes}
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return make

@@ -82,3 +82,18 @@ def test_cuda_serves_what_the_cpu_serves(configure: Callable[..., Settings], dig
         assert {s.device.type for s in gpu.app.state.catalog} == {"cuda"}  # type: ignore[attr-defined]
         on_gpu = gpu.post("/reconstruct", json=body).json()
     np.testing.assert_allclose(on_gpu["reconstructions"], on_cpu["reconstructions"], atol=1e-4)
+
+
+def test_batch_delay_defaults_by_device() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.batch_delay(torch.device("cpu")) == 0.0
+    assert settings.batch_delay(torch.device("cuda")) == 0.002
+    explicit = Settings(_env_file=None, max_delay_ms=5)  # type: ignore[call-arg]
+    assert explicit.batch_delay(torch.device("cpu")) == explicit.batch_delay(torch.device("cuda")) == 0.005
+
+
+def test_torch_threads_are_set_at_start(configure: Callable[..., Settings]) -> None:
+    with TestClient(create_app(configure(torch_threads=1))) as client:
+        pool = client.app.state.forward_pool  # type: ignore[attr-defined]
+        assert pool.submit(torch.get_num_threads).result() == 1  # where the forward passes run
+        assert client.post("/encode", json=ONE).status_code == 200
