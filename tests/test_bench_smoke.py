@@ -1,0 +1,46 @@
+"""The benchmarks' seconds-long smoke modes: each script runs end to end and writes its tables.
+
+The real figures come from running the scripts by hand (BENCHMARKS.md); this only keeps them
+working. The serving and profiling smoke runs use wrk where it is installed, an asyncio httpx
+client otherwise; profiling needs py-spy (in the dev extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("script", "tables"),
+    [
+        ("train_speed", ["Seconds per epoch", "Time to quality"]),
+        ("inference", ["In-process images/s, model", "In-process images/s, service forward"]),
+        ("serving", ["1 image per request", "256 images per request", "Targets on CPU"]),
+        ("profile_service", ["Profiled load", "by step of the request path", "by package"]),
+    ],
+)
+def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str], data_root: Path,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    if script == "profile_service":
+        assert shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists(), "py-spy: the dev extra"
+    env = os.environ | {"AE_DATA_DIR": str(data_root)}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{script}", "--smoke", "--device", "cpu", "--out", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for title in tables:
+        assert title in done.stdout
+    markdown = (tmp_path / f"{script}.md").read_text()
+    assert "| --- |" in markdown and "Machine:" in markdown
+    payload = json.loads((tmp_path / f"{script}.json").read_text())
+    assert payload["tables"] and all(table["rows"] for table in payload["tables"])
