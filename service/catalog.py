@@ -25,6 +25,7 @@ class ServedModel:
     latents: LatentSet
     device: torch.device
     map_points: np.ndarray = field(init=False)  # the test set on the 2-D map, (N, 2)
+    map_labels: np.ndarray = field(init=False)  # their digits, (N,)
     batcher: MicroBatcher | None = None
 
     def __post_init__(self) -> None:
