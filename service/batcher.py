@@ -21,7 +21,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 Outputs = dict[str, np.ndarray]  # named results, each with one row per input row
-Forward = Callable[[str, np.ndarray], Outputs]  # (kind, inputs) -> outputs, run in a thread
+# (kind, the batch's input arrays in order) -> outputs for their rows, concatenated; runs in the
+# worker thread, so joining the arrays costs the event loop nothing
+Forward = Callable[[str, list[np.ndarray]], Outputs]
 
 
 class QueueFull(Exception):
@@ -33,11 +35,23 @@ class BatcherClosed(Exception):
 
 
 @dataclass
+class _Job:
+    """One request: its rows may be split over several batches; `result` gets them back in order."""
+
+    result: asyncio.Future[Outputs]
+    parts: list[Outputs | None]
+
+
+@dataclass
 class _Item:
     kind: str  # which forward pass: "images" or "latents"
     inputs: np.ndarray
-    future: asyncio.Future[Outputs]
+    job: _Job
+    index: int  # which part of the job
     enqueued: float = field(default_factory=time.monotonic)
+
+    def wanted(self) -> bool:
+        return not self.job.result.done()  # cancelled (the client left) or failed: skip it
 
 
 class MicroBatcher:
@@ -76,26 +90,25 @@ class MicroBatcher:
         if self._worker is not None:
             await self._worker
 
-    async def submit(self, kind: str, inputs: np.ndarray) -> Outputs:
-        """Queue `inputs` (rows), split into batch-sized chunks; results come back in order."""
+    def submit(self, kind: str, inputs: np.ndarray) -> asyncio.Future[Outputs]:
+        """Queue `inputs` (rows), split into batch-sized chunks; the future gets their outputs in order.
+
+        Cancelling the future (a client that left) drops whatever of it has not run yet.
+        """
         if self._closing:
             raise BatcherClosed("shutting down")
         if self.pending_images + len(inputs) > self.queue_size:
             raise QueueFull(f"{self.pending_images} images queued, room for {self.queue_size}")
-        loop = asyncio.get_running_loop()
-        items = [
-            _Item(kind, inputs[start : start + self.max_batch_size], loop.create_future())
-            for start in range(0, len(inputs), self.max_batch_size)
-        ]
+        starts = range(0, len(inputs), self.max_batch_size)
+        job = _Job(asyncio.get_running_loop().create_future(), [None] * len(starts))
         was_idle = not self._pending
-        self._pending.extend(items)
+        self._pending.extend(
+            _Item(kind, inputs[start : start + self.max_batch_size], job, index) for index, start in enumerate(starts)
+        )
         self.pending_images += len(inputs)
         if was_idle or self.pending_images >= self.max_batch_size:
             self._wakeup.set()  # the worker waits for a first request or a full batch, not for each one
-        parts = await asyncio.gather(*(item.future for item in items))
-        if len(parts) == 1:
-            return parts[0]
-        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        return job.result
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -126,23 +139,23 @@ class MicroBatcher:
         return batch
 
     async def _run_batch(self, batch: list[_Item]) -> None:
-        live = [item for item in batch if not item.future.done()]  # a gone client costs nothing more
+        live = [item for item in batch if item.wanted()]  # a gone client costs nothing more
         if not live:
             return
         if self._on_batch:
             self._on_batch(sum(len(item.inputs) for item in live))
+        loop = asyncio.get_running_loop()
         for kind in sorted({item.kind for item in live}):
             group = [item for item in live if item.kind == kind]
             try:
-                inputs = np.concatenate([i.inputs for i in group])
-                loop = asyncio.get_running_loop()
+                inputs = [item.inputs for item in group]
                 outputs = await loop.run_in_executor(self._executor, self._forward, kind, inputs)
                 self._deliver(group, outputs)
             except Exception as e:  # the error reaches exactly the requests of this batch
                 log.exception("forward pass failed for a batch of %d requests", len(group))
                 for item in group:
-                    if not item.future.done():
-                        item.future.set_exception(e)
+                    if item.wanted():
+                        item.job.result.set_exception(e)
 
     @staticmethod
     def _deliver(group: list[_Item], outputs: Outputs) -> None:
@@ -153,6 +166,16 @@ class MicroBatcher:
         start = 0
         for item in group:
             stop = start + len(item.inputs)
-            if not item.future.done():
-                item.future.set_result({key: value[start:stop] for key, value in outputs.items()})
+            if item.wanted():
+                _complete(item, {key: value[start:stop] for key, value in outputs.items()})
             start = stop
+
+
+def _complete(item: _Item, part: Outputs) -> None:
+    parts = item.job.parts
+    parts[item.index] = part
+    if len(parts) == 1:
+        item.job.result.set_result(part)
+    elif all(p is not None for p in parts):
+        done = [p for p in parts if p is not None]
+        item.job.result.set_result({key: np.concatenate([p[key] for p in done]) for key in part})

@@ -14,6 +14,7 @@ from models import Checkpoint, CheckpointError, CheckpointStore, LatentSet, load
 from models.checkpoint import load_latents
 from models.store import check_name
 from service.batcher import MicroBatcher, Outputs
+from service.codecs import as_unit_floats
 from service.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,11 @@ class ServedModel:
     def latent_size(self) -> int:
         return self.checkpoint.config.latent_size
 
-    def forward(self, kind: str, inputs: np.ndarray) -> Outputs:
-        """One forward pass on the device; runs in the batcher's worker thread."""
+    def forward(self, kind: str, parts: list[np.ndarray]) -> Outputs:
+        """One forward pass on the device over the parts' rows, in order; runs in the batcher's worker thread."""
         model = self.checkpoint.model
-        x = torch.from_numpy(inputs).to(self.device)
+        inputs = [as_unit_floats(part) for part in parts]
+        x = torch.from_numpy(inputs[0] if len(inputs) == 1 else np.concatenate(inputs)).to(self.device)
         with torch.inference_mode():
             if kind == "latents":
                 return {"images": model.decode(x).cpu().numpy()}
@@ -60,8 +62,8 @@ class ServedModel:
         return self.latents.to_map(torch.from_numpy(codes)).numpy()
 
     def warm(self) -> None:
-        self.forward("images", np.zeros((2, self.checkpoint.config.input_size), np.float32))
-        self.forward("latents", np.zeros((2, self.latent_size), np.float32))
+        self.forward("images", [np.zeros((2, self.checkpoint.config.input_size), np.float32)])
+        self.forward("latents", [np.zeros((2, self.latent_size), np.float32)])
 
     def summary(self) -> dict[str, Any]:
         meta = self.checkpoint.metadata

@@ -1,7 +1,8 @@
-"""Dependencies: where a request's model, version and credentials are resolved, once.
+"""Where a request's settings, model, version and credentials are resolved, once.
 
-All are `async def` although none awaits: FastAPI runs a plain `def` dependency in a worker
-thread, a thread hop per dependency per request that cost more than the forward pass.
+The `...Dep` dependencies serve FastAPI's ordinary routes; the inference routes (lean routes,
+see service/lean.py) call `resolve_model` themselves. All are `async def` although none awaits:
+FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
 from service.catalog import Catalog, ServedModel
 from service.errors import Unauthorized
+from service.schemas import ModelQuery
 from service.settings import Settings
 
 
@@ -30,23 +32,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-async def served_model(
-    request: Request,
-    settings: SettingsDep,
-    catalog: CatalogDep,
-    model: Annotated[str | None, Query(description="Model name; default: the configured default model")] = None,
-    version: Annotated[int | None, Query(ge=1, description="Version; default: the latest")] = None,
-) -> ServedModel:
-    served = catalog.resolve(model or settings.default_model, version)
-    request.scope.setdefault("state", {})["model"] = served.name  # the metrics label
-    return served
-
-
-ModelDep = Annotated[ServedModel, Depends(served_model)]
-FormatQuery = Annotated[str | None, Query(description="Output format, instead of the Accept header: json, png or raw")]
-
-
-async def require_api_key(request: Request, settings: SettingsDep) -> None:
+def check_api_key(request: Request, settings: Settings) -> None:
     """With AE_API_KEY set, every endpoint but health needs `Authorization: Bearer <key>`."""
     if settings.api_key is None:
         return
@@ -55,3 +41,17 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'",
                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
+    check_api_key(request, settings)
+
+
+def resolve_model(request: Request, query: ModelQuery) -> ServedModel:
+    """The API key checked, then the requested model and version (default: the default model, latest)."""
+    settings: Settings = request.app.state.settings
+    check_api_key(request, settings)
+    catalog: Catalog = request.app.state.catalog
+    served = catalog.resolve(query.model or settings.default_model, query.version)
+    request.scope.setdefault("state", {})["model"] = served.name  # the metrics label
+    return served

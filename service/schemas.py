@@ -10,6 +10,20 @@ from pydantic import BaseModel, Field
 ZERO_IMAGE = [0.0] * 784
 
 
+class ModelQuery(BaseModel):
+    """Query parameters of the inference endpoints."""
+
+    model: str | None = Field(default=None, description="Model name; default: the configured default model")
+    version: int | None = Field(default=None, ge=1, description="Version; default: the latest")
+    format: str | None = Field(
+        default=None, description="Output format, instead of the Accept header: json, png or raw (as listed)"
+    )
+
+
+class MapQuery(ModelQuery):
+    limit: int | None = Field(default=None, ge=1, le=10_000, description="Test points on the map (default: setting)")
+
+
 class ImagesRequest(BaseModel):
     images: list[list[float]] | None = Field(
         default=None, description="Images, each 784 numbers or 28 rows of 28, in [0, 1] (white digit on black)"

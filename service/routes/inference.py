@@ -1,4 +1,4 @@
-"""POST /encode, /decode, /reconstruct and GET/POST /latent-map."""
+"""POST /encode, /decode, /reconstruct and GET/POST /latent-map: lean routes (see service/lean.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import asyncio
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from service.batcher import BatcherClosed, Outputs, QueueFull
 from service.catalog import ServedModel
-from service.codecs import json_response, output_format, raw_response, read_images, read_latents
-from service.deps import FormatQuery, ModelDep, SettingsDep, require_api_key
+from service.codecs import as_unit_floats, json_response, output_format, raw_response, read_images, read_latents
+from service.deps import resolve_model
 from service.errors import ClientGone, Overloaded
 from service.imaging import comparison_png, grid_png, scatter_png
+from service.lean import LeanRoute
 from service.schemas import (
     ERRORS,
     IMAGES_BODY,
@@ -22,34 +24,45 @@ from service.schemas import (
     DecodeResponse,
     EncodeResponse,
     LatentMapResponse,
+    MapQuery,
+    ModelQuery,
     ReconstructResponse,
 )
+from service.settings import Settings
 
-router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS, tags=["inference"])
+router = APIRouter(route_class=LeanRoute, responses=ERRORS, tags=["inference"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}, "application/octet-stream": {}}}}
+Params = Annotated[ModelQuery, Query()]
+MapParams = Annotated[MapQuery, Query()]
 
 
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _cancel_on_hang_up(receive: Receive, work: asyncio.Future[Outputs]) -> None:
+    while (await receive())["type"] != "http.disconnect":
         pass
+    work.cancel()  # the batcher skips it: no forward pass for a client that left
 
 
-async def infer(request: Request, served: ModelDep, kind: str, inputs: np.ndarray) -> Outputs:
+async def infer(request: Request, served: ServedModel, kind: str, inputs: np.ndarray) -> Outputs:
     """Through the model's batcher; a client that disconnects meanwhile costs nothing more."""
     assert served.batcher is not None, "batchers start in the lifespan"
-    work = asyncio.ensure_future(served.batcher.submit(kind, inputs))
-    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not work.done():
-        work.cancel()
-        raise ClientGone("client disconnected while its request was queued")
-    try:
-        return work.result()
+        work = served.batcher.submit(kind, inputs)
     except (QueueFull, BatcherClosed) as e:
         raise Overloaded(f"model {served.name} is busy ({e}); retry shortly", headers={"Retry-After": "1"}) from None
+    watcher = asyncio.ensure_future(_cancel_on_hang_up(request.receive, work))
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():  # the client left; not a shutdown cancelling this task
+            raise ClientGone("client disconnected while its request was queued") from None
+        raise
+    finally:
+        watcher.cancel()
 
 
 def png_response(data: bytes) -> Response:
@@ -57,20 +70,22 @@ def png_response(data: bytes) -> Response:
 
 
 @router.post("/encode", response_model=EncodeResponse, openapi_extra=IMAGES_BODY, responses=PNG)
-async def encode(request: Request, served: ModelDep, settings: SettingsDep, format: FormatQuery = None) -> Response:
+async def encode(request: Request, query: Params) -> Response:
     """Images -> latent vectors of size p (JSON, or float32 bytes with Accept: application/octet-stream)."""
-    fmt = output_format(request, format, ("json", "raw"))
-    codes = (await infer(request, served, "images", await read_images(request, settings)))["codes"]
+    served = resolve_model(request, query)
+    fmt = output_format(request, query.format, ("json", "raw"))
+    codes = (await infer(request, served, "images", await read_images(request, _settings(request))))["codes"]
     if fmt == "raw":
         return raw_response(codes, pixels=False)
     return json_response({"model": served.name, "version": served.version, "latents": codes})
 
 
 @router.post("/decode", response_model=DecodeResponse, openapi_extra=LATENTS_BODY, responses=PNG)
-async def decode(request: Request, served: ModelDep, settings: SettingsDep, format: FormatQuery = None) -> Response:
+async def decode(request: Request, query: Params) -> Response:
     """Latent vectors -> images (JSON, a PNG grid, or uint8 bytes)."""
-    fmt = output_format(request, format, ("json", "png", "raw"))
-    latents = await read_latents(request, settings, served.latent_size)
+    served = resolve_model(request, query)
+    fmt = output_format(request, query.format, ("json", "png", "raw"))
+    latents = await read_latents(request, _settings(request), served.latent_size)
     images = (await infer(request, served, "latents", latents))["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
@@ -80,23 +95,19 @@ async def decode(request: Request, served: ModelDep, settings: SettingsDep, form
 
 
 @router.post("/reconstruct", response_model=ReconstructResponse, openapi_extra=IMAGES_BODY, responses=PNG)
-async def reconstruct(
-    request: Request, served: ModelDep, settings: SettingsDep, format: FormatQuery = None
-) -> Response:
+async def reconstruct(request: Request, query: Params) -> Response:
     """Images -> reconstructions and their MSE (JSON, a PNG of originals above reconstructions, or uint8 bytes)."""
-    fmt = output_format(request, format, ("json", "png", "raw"))
-    images = await read_images(request, settings)
+    served = resolve_model(request, query)
+    fmt = output_format(request, query.format, ("json", "png", "raw"))
+    images = await read_images(request, _settings(request))
     out = await infer(request, served, "images", images)
     if fmt == "png":
-        return png_response(await asyncio.to_thread(comparison_png, images, out["images"]))
+        return png_response(await asyncio.to_thread(comparison_png, as_unit_floats(images), out["images"]))
     if fmt == "raw":
         return raw_response(out["images"], pixels=True)
     return json_response(
         {"model": served.name, "version": served.version, "reconstructions": out["images"], "mse": out["mse"]}
     )
-
-
-LimitQuery = Annotated[int | None, Query(ge=1, le=10_000, description="Test points on the map (default: setting)")]
 
 
 def _map_png(served: ServedModel, limit: int, positions: np.ndarray | None) -> bytes:
@@ -124,19 +135,18 @@ async def _map_response(served: ServedModel, limit: int, positions: np.ndarray |
 
 
 @router.get("/latent-map", response_model=LatentMapResponse, responses=PNG)
-async def latent_map(
-    request: Request, served: ModelDep, settings: SettingsDep, limit: LimitQuery = None, format: FormatQuery = None
-) -> Response:
+async def latent_map(request: Request, query: MapParams) -> Response:
     """The test set's latent codes on a 2-D map (p = 2 directly, p > 2 through the stored PCA), by digit."""
-    fmt = output_format(request, format, ("json", "png"))
-    return await _map_response(served, limit or settings.latent_map_limit, None, fmt)
+    served = resolve_model(request, query)
+    fmt = output_format(request, query.format, ("json", "png"))
+    return await _map_response(served, query.limit or _settings(request).latent_map_limit, None, fmt)
 
 
 @router.post("/latent-map", response_model=LatentMapResponse, openapi_extra=IMAGES_BODY, responses=PNG)
-async def place_on_latent_map(
-    request: Request, served: ModelDep, settings: SettingsDep, limit: LimitQuery = None, format: FormatQuery = None
-) -> Response:
+async def place_on_latent_map(request: Request, query: MapParams) -> Response:
     """The same map, plus where the posted images land on it ('positions', in order)."""
-    fmt = output_format(request, format, ("json", "png"))
+    served = resolve_model(request, query)
+    fmt = output_format(request, query.format, ("json", "png"))
+    settings = _settings(request)
     codes = (await infer(request, served, "images", await read_images(request, settings)))["codes"]
-    return await _map_response(served, limit or settings.latent_map_limit, served.to_map(codes), fmt)
+    return await _map_response(served, query.limit or settings.latent_map_limit, served.to_map(codes), fmt)

@@ -104,7 +104,8 @@ async def test_shutdown_finishes_what_is_queued(configure: Callable[..., Setting
     await client.aclose()
 
 
-def _echo(kind: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
+def _echo(kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+    inputs = np.concatenate(parts)
     if (inputs < 0).any():
         raise RuntimeError("the device failed")
     return {"out": inputs * 2}

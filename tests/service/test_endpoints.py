@@ -194,6 +194,22 @@ def test_openapi_documents_every_body_with_examples(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_openapi_documents_the_query_parameters_of_the_lean_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+
+    def query(path: str, method: str) -> dict[str, dict]:
+        return {p["name"]: p for p in spec["paths"][path][method]["parameters"] if p["in"] == "query"}
+
+    for path in ("/encode", "/decode", "/reconstruct"):
+        assert set(query(path, "post")) == {"model", "version", "format"}
+        operation = spec["paths"][path]["post"]
+        assert operation["tags"] == ["inference"] and "422" in operation["responses"]
+    map_params = {"model", "version", "format", "limit"}
+    assert set(query("/latent-map", "get")) == set(query("/latent-map", "post")) == map_params
+    version = query("/encode", "post")["version"]["schema"]
+    assert {"type": "integer", "minimum": 1} in version["anyOf"]
+
+
 def test_zero_models_is_not_ready(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(store=tmp_path, device="cpu", _env_file=None)  # type: ignore[call-arg]
     from service.app import create_app
