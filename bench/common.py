@@ -101,8 +101,9 @@ def _git(*args: str) -> str:
 def code_state() -> str:
     """The commit, and which files of the measured code differ from it (read-only git commands)."""
     head = _git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = _git("status", "--porcelain", "--", "service", "models", "training").splitlines()
-    return head + (f" + uncommitted changes in {', '.join(line[3:] for line in changed)}" if changed else "")
+    status = _git("status", "--porcelain", "--", "service", "models", "training", "bench").splitlines()
+    changed = [line.split(maxsplit=1)[-1] for line in status]  # "XY path": the output's first space is stripped
+    return head + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
 def machine() -> dict[str, Any]:

@@ -46,7 +46,7 @@ def served_models(store: Path, device: torch.device) -> dict[str, ServedModel]:
 
 def forward_call(served: ServedModel, path: str, images: np.ndarray) -> Callable[[], Any]:
     if path == "service forward":
-        return lambda: served.forward("images", [images])
+        return lambda: served.forward("reconstruct", [images])
     model, x = served.checkpoint.model, torch.from_numpy(images).to(served.device)
     sync = torch.cuda.synchronize if served.device.type == "cuda" else (lambda: None)
 

@@ -44,7 +44,7 @@ class _Job:
 
 @dataclass
 class _Item:
-    kind: str  # which forward pass: "images" or "latents"
+    kind: str  # which forward pass: "encode", "decode" or "reconstruct"; a batch runs one per kind in it
     inputs: np.ndarray
     job: _Job
     index: int  # which part of the job
@@ -142,13 +142,13 @@ class MicroBatcher:
         live = [item for item in batch if item.wanted()]  # a gone client costs nothing more
         if not live:
             return
-        if self._on_batch:
-            self._on_batch(sum(len(item.inputs) for item in live))
         loop = asyncio.get_running_loop()
         for kind in sorted({item.kind for item in live}):
             group = [item for item in live if item.kind == kind]
             try:
                 inputs = [item.inputs for item in group]
+                if self._on_batch:
+                    self._on_batch(sum(len(part) for part in inputs))  # one observation per forward pass
                 outputs = await loop.run_in_executor(self._executor, self._forward, kind, inputs)
                 self._deliver(group, outputs)
             except Exception as e:  # the error reaches exactly the requests of this batch

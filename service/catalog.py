@@ -46,24 +46,35 @@ class ServedModel:
         return self.checkpoint.config.latent_size
 
     def forward(self, kind: str, parts: list[np.ndarray]) -> Outputs:
-        """One forward pass on the device over the parts' rows, in order; runs in the batcher's worker thread."""
+        """One forward pass on the device over the parts' rows, in order; runs in the batcher's worker thread.
+
+        `kind` is the endpoint's: "encode" (codes), "decode" (images from codes) or "reconstruct"
+        (images and their MSE); each computes only what its endpoint returns.
+        """
         model = self.checkpoint.model
         inputs = [as_unit_floats(part) for part in parts]
         x = torch.from_numpy(inputs[0] if len(inputs) == 1 else np.concatenate(inputs)).to(self.device)
         with torch.inference_mode():
-            if kind == "latents":
+            if kind == "decode":
                 return {"images": model.decode(x).cpu().numpy()}
             codes = model.encode(x)
+            if kind == "encode":
+                return {"codes": codes.cpu().numpy()}
             images = model.decode(codes)
             mse = (images - x).square().mean(dim=1)
-            return {"codes": codes.cpu().numpy(), "images": images.cpu().numpy(), "mse": mse.cpu().numpy()}
+            return {"images": images.cpu().numpy(), "mse": mse.cpu().numpy()}
 
     def to_map(self, codes: np.ndarray) -> np.ndarray:
         return self.latents.to_map(torch.from_numpy(codes)).numpy()
 
     def warm(self) -> None:
-        self.forward("images", [np.zeros((2, self.checkpoint.config.input_size), np.float32)])
-        self.forward("latents", [np.zeros((2, self.latent_size), np.float32)])
+        images = np.zeros((2, self.checkpoint.config.input_size), np.float32)
+        for kind, inputs in (
+            ("encode", images),
+            ("reconstruct", images),
+            ("decode", np.zeros((2, self.latent_size), np.float32)),
+        ):
+            self.forward(kind, [inputs])
 
     def summary(self) -> dict[str, Any]:
         meta = self.checkpoint.metadata

@@ -74,7 +74,7 @@ async def encode(request: Request, query: Params) -> Response:
     """Images -> latent vectors of size p (JSON, or float32 bytes with Accept: application/octet-stream)."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "raw"))
-    codes = (await infer(request, served, "images", await read_images(request, _settings(request))))["codes"]
+    codes = (await infer(request, served, "encode", await read_images(request, _settings(request))))["codes"]
     if fmt == "raw":
         return raw_response(codes, pixels=False)
     return json_response({"model": served.name, "version": served.version, "latents": codes})
@@ -86,7 +86,7 @@ async def decode(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     latents = await read_latents(request, _settings(request), served.latent_size)
-    images = (await infer(request, served, "latents", latents))["images"]
+    images = (await infer(request, served, "decode", latents))["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
     if fmt == "raw":
@@ -100,7 +100,7 @@ async def reconstruct(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     images = await read_images(request, _settings(request))
-    out = await infer(request, served, "images", images)
+    out = await infer(request, served, "reconstruct", images)
     if fmt == "png":
         return png_response(await asyncio.to_thread(comparison_png, as_unit_floats(images), out["images"]))
     if fmt == "raw":
@@ -148,5 +148,5 @@ async def place_on_latent_map(request: Request, query: MapParams) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png"))
     settings = _settings(request)
-    codes = (await infer(request, served, "images", await read_images(request, settings)))["codes"]
+    codes = (await infer(request, served, "encode", await read_images(request, settings)))["codes"]
     return await _map_response(served, query.limit or settings.latent_map_limit, served.to_map(codes), fmt)

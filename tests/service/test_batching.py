@@ -67,6 +67,27 @@ async def test_a_request_larger_than_the_batch_is_split_and_reassembled(
             assert whole["mse"][index] == pytest.approx(one["mse"][0])
 
 
+async def test_one_batch_mixes_endpoints_and_body_formats(configure: Callable[..., Settings], digits: np.ndarray) -> None:
+    """/encode, /reconstruct (JSON floats and raw uint8 bytes) and /decode queued together: each gets its own answer."""
+    raw = np.rint(digits * 255).astype(np.uint8)
+    async with serve(configure(max_delay_ms=100, max_batch_size=64)) as (client, app):
+        codes = (await client.post("/encode", json={"images": digits.tolist()})).json()["latents"]
+        before, _ = _batch_sizes(app)
+        octets = {"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}
+        encoded, from_json, from_raw, decoded = await asyncio.gather(
+            client.post("/encode", json={"images": digits[:3].tolist()}),
+            client.post("/reconstruct", json={"images": (raw[3:5] / 255).tolist()}),
+            client.post("/reconstruct", content=raw[3:5].tobytes(), headers=octets),
+            client.post("/decode", json={"latents": codes[5:7]}),
+        )
+        passes, images = _batch_sizes(app)
+        assert passes - before == 3  # one queue, one pass per kind
+        np.testing.assert_allclose(encoded.json()["latents"], codes[:3], atol=1e-5)
+        pixels = np.frombuffer(from_raw.content, np.uint8).reshape(2, 784)
+        np.testing.assert_array_equal(pixels, np.rint(np.array(from_json.json()["reconstructions"]) * 255))
+        assert len(decoded.json()["images"]) == 2
+
+
 async def test_a_full_queue_answers_503_with_retry_after(configure: Callable[..., Settings]) -> None:
     async with serve(configure(queue_size=4, max_batch_size=64, max_delay_ms=1000)) as (client, app):
         waiting = [asyncio.ensure_future(client.post("/encode", json={"images": [[0.1] * 784] * 2})) for _ in range(2)]
