@@ -126,9 +126,9 @@ class Catalog:
 
     def resolve(self, name: str, version: int | None) -> ServedModel:
         """The requested version, or the latest; NotFound lists what exists."""
-        check_name(name)
         versions = self.models.get(name)
         if not versions:
+            check_name(name)  # a malformed name is a 422 that says why, not a 404
             raise NotFound(f"unknown model {name!r}", available=sorted(self.models))
         if version is None:
             return versions[max(versions)]

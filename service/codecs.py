@@ -239,6 +239,10 @@ def json_response(content: dict[str, Any], status_code: int = 200) -> Response:
 
 def raw_response(rows: np.ndarray, pixels: bool) -> Response:
     """Images (`pixels`) as uint8 0-255, latents as little-endian float32; X-Shape gives rows,columns."""
-    rows = np.clip(np.rint(rows * 255.0), 0, 255).astype(np.uint8) if pixels else rows.astype("<f4")
+    if pixels:
+        scaled = np.rint(rows * np.float32(255))
+        rows = np.minimum(np.maximum(scaled, 0, out=scaled), 255, out=scaled).astype(np.uint8)  # np.clip, faster
+    else:
+        rows = rows.astype("<f4")
     shape = f"{rows.shape[0]},{rows.shape[1]}"
     return Response(rows.tobytes(), media_type="application/octet-stream", headers={"X-Shape": shape})

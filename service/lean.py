@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args, get_type_hints
+from urllib.parse import parse_qsl
 
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.routing import APIRoute
@@ -50,13 +51,19 @@ def _query_model(endpoint: Callable[..., Any], path: str, has_dependencies: bool
 
 
 def _serve(endpoint: Endpoint, query_model: type[BaseModel]) -> ASGIApp:
+    defaults = query_model()  # shared by every request without a query string; endpoints only read it
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        try:
-            query = query_model.model_validate(dict(request.query_params))
-        except ValidationError as e:
-            raise RequestValidationError([{**error, "loc": ("query", *error["loc"])} for error in e.errors()]) from None
-        response = await endpoint(request, query)
+        query = _parse_query(query_model, scope["query_string"]) if scope["query_string"] else defaults
+        response = await endpoint(Request(scope, receive, send), query)
         await response(scope, receive, send)
 
     return app
+
+
+def _parse_query(query_model: type[BaseModel], query_string: bytes) -> BaseModel:
+    """As FastAPI reads a query model: the last value of a repeated parameter, unknown ones ignored."""
+    try:
+        return query_model.model_validate(dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)))
+    except ValidationError as e:
+        raise RequestValidationError([{**error, "loc": ("query", *error["loc"])} for error in e.errors()]) from None

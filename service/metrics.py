@@ -26,6 +26,19 @@ class Metrics:
         self.queue_images = Gauge(
             "ae_queue_images", "Images waiting for a batch", ["model", "version"], registry=self.registry
         )
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def request_series(self, labels: tuple[str, str, int]) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of (endpoint, model, status), looked up once each.
+
+        `labels()` validates and locks on every call; a dict lookup is a fraction of that, per request.
+        """
+        series = self._request_series.get(labels)
+        if series is None:
+            endpoint, model, status = labels
+            series = self.requests.labels(endpoint, model, str(status)), self.latency.labels(endpoint, model)
+            self._request_series[labels] = series
+        return series
 
 
 class MetricsMiddleware:
@@ -52,7 +65,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route: Any = scope.get("route")
-            endpoint = getattr(route, "path", "unmatched")
-            model = scope.get("state", {}).get("model", "")
-            self.metrics.requests.labels(endpoint, model, str(status)).inc()
-            self.metrics.latency.labels(endpoint, model).observe(time.monotonic() - started)
+            labels = (getattr(route, "path", "unmatched"), scope.get("state", {}).get("model", ""), status)
+            counter, histogram = self.metrics.request_series(labels)
+            counter.inc()
+            histogram.observe(time.monotonic() - started)

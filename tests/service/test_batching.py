@@ -67,12 +67,14 @@ async def test_a_request_larger_than_the_batch_is_split_and_reassembled(
             assert whole["mse"][index] == pytest.approx(one["mse"][0])
 
 
-async def test_one_batch_mixes_endpoints_and_body_formats(configure: Callable[..., Settings], digits: np.ndarray) -> None:
-    """/encode, /reconstruct (JSON floats and raw uint8 bytes) and /decode queued together: each gets its own answer."""
+async def test_one_batch_mixes_endpoints_and_body_formats(
+    configure: Callable[..., Settings], digits: np.ndarray
+) -> None:
+    """/encode, /reconstruct (JSON floats and raw uint8 bytes) and /decode queued together: each gets its answer."""
     raw = np.rint(digits * 255).astype(np.uint8)
     async with serve(configure(max_delay_ms=100, max_batch_size=64)) as (client, app):
         codes = (await client.post("/encode", json={"images": digits.tolist()})).json()["latents"]
-        before, _ = _batch_sizes(app)
+        before, images_before = _batch_sizes(app)
         octets = {"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}
         encoded, from_json, from_raw, decoded = await asyncio.gather(
             client.post("/encode", json={"images": digits[:3].tolist()}),
@@ -81,7 +83,7 @@ async def test_one_batch_mixes_endpoints_and_body_formats(configure: Callable[..
             client.post("/decode", json={"latents": codes[5:7]}),
         )
         passes, images = _batch_sizes(app)
-        assert passes - before == 3  # one queue, one pass per kind
+        assert (passes - before, images - images_before) == (3, 9)  # one queue, one pass per kind
         np.testing.assert_allclose(encoded.json()["latents"], codes[:3], atol=1e-5)
         pixels = np.frombuffer(from_raw.content, np.uint8).reshape(2, 784)
         np.testing.assert_array_equal(pixels, np.rint(np.array(from_json.json()["reconstructions"]) * 255))
