@@ -12,8 +12,8 @@ Servers (`--servers`): the service with its default settings (the targets are ju
 batching on: AE_MAX_DELAY_MS=2, a forward pass waits up to 2 ms for more images (up to
 AE_MAX_BATCH_SIZE=256); batching off: AE_MAX_DELAY_MS=0, a forward pass never waits for company,
 though it still takes whatever queued while the previous one ran (AE_MAX_BATCH_SIZE=1 would not
-be "off": it splits a 256-image request into 256 forward passes); and variants with torch's
-CPU threads pinned (AE_TORCH_THREADS, OMP_NUM_THREADS).
+be "off": it splits a 256-image request into 256 forward passes); and the service with one torch
+thread for every pass (by default a pass of 64 images or more uses one per core).
 """
 
 from __future__ import annotations
@@ -65,10 +65,8 @@ SERVERS = {
         ServerSpec("default", "service, default settings", "service"),
         ServerSpec("on", "service, batching on (2 ms window)", "service", {"AE_MAX_DELAY_MS": "2"}),
         ServerSpec("off", "service, batching off (no wait)", "service", {"AE_MAX_DELAY_MS": "0"}),
-        ServerSpec("1t", "service, default settings, 1 torch thread", "service",
+        ServerSpec("1t", "service, 1 torch thread for every pass", "service",
                    {"AE_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}),
-        ServerSpec("all-threads", "service, default settings, torch threads = cores", "service",
-                   {"AE_TORCH_THREADS": "0"}),
         ServerSpec("naive", "naive (pydantic list of floats)", "naive"),
         ServerSpec("ceiling", "ceiling (echo, no model)", "ceiling"),
     )

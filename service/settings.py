@@ -16,10 +16,10 @@ class Settings(BaseSettings):
     store: Path = Path("checkpoints")
     default_model: str = "mlp2-p16"  # the best reconstructions among the shipped configurations
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # CPU threads for torch's forward passes; 0 keeps torch's default (one per core). One leaves
-    # the other cores to the event loop, which parses the requests: the larger cost for a model
-    # this small. Several threads also slow tiny batches down, badly so on a busy machine.
-    torch_threads: int = Field(default=1, ge=0)
+    # CPU threads for torch's forward passes of 64 images or more; 0: torch's default, one per
+    # core. Smaller passes always run on one: for them a second thread costs more than it saves,
+    # and under load it waits for a core that the event loop (parsing requests) needs.
+    torch_threads: int = Field(default=0, ge=0)
     # Micro-batching: a batch leaves when it holds max_batch_size images or its oldest
     # request has waited max_delay_ms; the queue holds at most queue_size images per model.
     max_batch_size: int = Field(default=256, ge=1)

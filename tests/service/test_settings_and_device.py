@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.app import LARGE_PASS, create_app, on_torch_threads
 from service.settings import Settings
 
 ONE = {"images": [[0.2] * 784]}
@@ -92,8 +93,25 @@ def test_batch_delay_defaults_by_device() -> None:
     assert explicit.batch_delay(torch.device("cpu")) == explicit.batch_delay(torch.device("cuda")) == 0.005
 
 
-def test_torch_threads_are_set_at_start(configure: Callable[..., Settings]) -> None:
-    with TestClient(create_app(configure(torch_threads=1))) as client:
+def test_small_passes_run_on_one_torch_thread_large_ones_on_the_setting() -> None:
+    seen: list[int] = []
+
+    def forward(kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+        seen.append(torch.get_num_threads())
+        return {}
+
+    run = on_torch_threads(forward, 3)
+    small, large = [np.zeros((LARGE_PASS - 1, 4))], [np.zeros((LARGE_PASS // 2, 4))] * 2
+    with ThreadPoolExecutor(1) as pool:  # as in the service: its own thread, whose count it sets
+        for parts in (small, large, small):
+            pool.submit(run, "encode", parts).result()
+    assert seen == [1, 3, 1]
+
+
+def test_the_forward_thread_serves_with_the_configured_threads(configure: Callable[..., Settings]) -> None:
+    with TestClient(create_app(configure(torch_threads=2))) as client:
+        assert client.post("/encode", json={"images": [[0.5] * 784] * LARGE_PASS}).status_code == 200
         pool = client.app.state.forward_pool  # type: ignore[attr-defined]
-        assert pool.submit(torch.get_num_threads).result() == 1  # where the forward passes run
+        assert pool.submit(torch.get_num_threads).result() == 2  # the last pass was a large one
         assert client.post("/encode", json=ONE).status_code == 200
+        assert pool.submit(torch.get_num_threads).result() == 1
