@@ -13,7 +13,8 @@ batching on: AE_MAX_DELAY_MS=2, a forward pass waits up to 2 ms for more images 
 AE_MAX_BATCH_SIZE=256); batching off: AE_MAX_DELAY_MS=0, a forward pass never waits for company,
 though it still takes whatever queued while the previous one ran (AE_MAX_BATCH_SIZE=1 would not
 be "off": it splits a 256-image request into 256 forward passes); and the service with one torch
-thread for every pass (by default a pass of 64 images or more uses one per core).
+thread for every pass (by default a pass of 64 images or more uses one per core but one: on
+2 cores, the same) or two for passes of 64 images or more.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ SERVERS = {
         ServerSpec("off", "service, batching off (no wait)", "service", {"AE_MAX_DELAY_MS": "0"}),
         ServerSpec("1t", "service, 1 torch thread for every pass", "service",
                    {"AE_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}),
+        ServerSpec("2t", "service, 2 torch threads for passes of 64+ images", "service",
+                   {"AE_TORCH_THREADS": "2"}),
         ServerSpec("naive", "naive (pydantic list of floats)", "naive"),
         ServerSpec("ceiling", "ceiling (echo, no model)", "ceiling"),
     )

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
         # One thread runs every forward pass (and the warm-up), with its own torch thread counts.
-        threads = settings.torch_threads or torch.get_num_threads()  # 0: torch's default, one per core
+        threads = settings.torch_threads or max(1, torch.get_num_threads() - 1)  # 0: a core per thread but one
         forward_pool = ThreadPoolExecutor(1, "forward")
         app.state.forward_pool = forward_pool
         loaded = Catalog(CheckpointStore(settings.store), device)

@@ -16,9 +16,10 @@ class Settings(BaseSettings):
     store: Path = Path("checkpoints")
     default_model: str = "mlp2-p16"  # the best reconstructions among the shipped configurations
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # CPU threads for torch's forward passes of 64 images or more; 0: torch's default, one per
-    # core. Smaller passes always run on one: for them a second thread costs more than it saves,
-    # and under load it waits for a core that the event loop (parsing requests) needs.
+    # CPU threads for torch's forward passes of 64 images or more; 0: one per core but one, which
+    # stays with the event loop (parsing a 256-image JSON body costs more than its forward pass;
+    # measured on 2 cores, a second torch thread there gave raw bodies 1.05-1.3x and JSON 0.8x).
+    # Smaller passes always run on one thread: for them a second costs more than it saves.
     torch_threads: int = Field(default=0, ge=0)
     # Micro-batching: a batch leaves when it holds max_batch_size images or its oldest
     # request has waited max_delay_ms; the queue holds at most queue_size images per model.
