@@ -42,8 +42,8 @@ def _query_model(endpoint: Callable[..., Any], path: str, has_dependencies: bool
     """The endpoint's query model, from `(request: Request, query: Annotated[Model, Query()])`."""
     hints = get_type_hints(endpoint, include_extras=True)
     names = list(inspect.signature(endpoint).parameters)
-    query = get_args(hints.get(names[-1])) if len(names) == 2 else ()
-    if has_dependencies or hints.get(names[0]) is not Request or not (query and issubclass(query[0], BaseModel)):
+    query = get_args(hints.get(names[1])) if len(names) == 2 else ()
+    if has_dependencies or not query or hints.get(names[0]) is not Request or not issubclass(query[0], BaseModel):
         raise TypeError(f"lean route {path}: the endpoint must take (request: Request, query: Annotated[Model, "
                         "Query()]) and nothing else; dependencies would never run")  # fmt: skip
     model: type[BaseModel] = query[0]

@@ -50,10 +50,13 @@ def test_an_endpoint_that_expects_more_than_the_request_and_a_query_model_is_ref
     async def plain(request: Request, page: int) -> Response:
         return Response()
 
+    async def nothing() -> Response:
+        return Response()
+
     async def fine(request: Request, query: Annotated[Paging, Query()]) -> Response:
         return Response()
 
-    for endpoint in (needs, extra, plain):
+    for endpoint in (needs, extra, plain, nothing):
         with pytest.raises(TypeError, match="dependencies would never run"):
             LeanRoute("/x", endpoint, methods=["POST"])
     LeanRoute("/x", fine, methods=["POST"])
