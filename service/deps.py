@@ -18,14 +18,22 @@ from service.schemas import ModelQuery
 from service.settings import Settings
 
 
-async def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_catalog(request: Request) -> Catalog:
+def catalog_of(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
+
+
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def get_catalog(request: Request) -> Catalog:
+    return catalog_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -49,9 +57,8 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 def resolve_model(request: Request, query: ModelQuery) -> ServedModel:
     """The API key checked, then the requested model and version (default: the default model, latest)."""
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     check_api_key(request, settings)
-    catalog: Catalog = request.app.state.catalog
-    served = catalog.resolve(query.model or settings.default_model, query.version)
+    served = catalog_of(request).resolve(query.model or settings.default_model, query.version)
     request.scope.setdefault("state", {})["model"] = served.name  # the metrics label
     return served

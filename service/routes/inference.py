@@ -13,7 +13,7 @@ from starlette.types import Receive
 from service.batcher import BatcherClosed, Outputs, QueueFull
 from service.catalog import ServedModel
 from service.codecs import as_unit_floats, json_response, output_format, raw_response, read_images, read_latents
-from service.deps import resolve_model
+from service.deps import resolve_model, settings_of
 from service.errors import ClientGone, Overloaded
 from service.imaging import comparison_png, grid_png, scatter_png
 from service.lean import LeanRoute
@@ -28,17 +28,11 @@ from service.schemas import (
     ModelQuery,
     ReconstructResponse,
 )
-from service.settings import Settings
 
 router = APIRouter(route_class=LeanRoute, responses=ERRORS, tags=["inference"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}, "application/octet-stream": {}}}}
 Params = Annotated[ModelQuery, Query()]
 MapParams = Annotated[MapQuery, Query()]
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def _cancel_on_hang_up(receive: Receive, work: asyncio.Future[Outputs]) -> None:
@@ -74,7 +68,7 @@ async def encode(request: Request, query: Params) -> Response:
     """Images -> latent vectors of size p (JSON, or float32 bytes with Accept: application/octet-stream)."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "raw"))
-    codes = (await infer(request, served, "encode", await read_images(request, _settings(request))))["codes"]
+    codes = (await infer(request, served, "encode", await read_images(request, settings_of(request))))["codes"]
     if fmt == "raw":
         return raw_response(codes, pixels=False)
     return json_response({"model": served.name, "version": served.version, "latents": codes})
@@ -85,7 +79,7 @@ async def decode(request: Request, query: Params) -> Response:
     """Latent vectors -> images (JSON, a PNG grid, or uint8 bytes)."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
-    latents = await read_latents(request, _settings(request), served.latent_size)
+    latents = await read_latents(request, settings_of(request), served.latent_size)
     images = (await infer(request, served, "decode", latents))["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
@@ -99,7 +93,7 @@ async def reconstruct(request: Request, query: Params) -> Response:
     """Images -> reconstructions and their MSE (JSON, a PNG of originals above reconstructions, or uint8 bytes)."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
-    images = await read_images(request, _settings(request))
+    images = await read_images(request, settings_of(request))
     out = await infer(request, served, "reconstruct", images)
     if fmt == "png":
         return png_response(await asyncio.to_thread(comparison_png, as_unit_floats(images), out["images"]))
@@ -139,7 +133,7 @@ async def latent_map(request: Request, query: MapParams) -> Response:
     """The test set's latent codes on a 2-D map (p = 2 directly, p > 2 through the stored PCA), by digit."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png"))
-    return await _map_response(served, query.limit or _settings(request).latent_map_limit, None, fmt)
+    return await _map_response(served, query.limit or settings_of(request).latent_map_limit, None, fmt)
 
 
 @router.post("/latent-map", response_model=LatentMapResponse, openapi_extra=IMAGES_BODY, responses=PNG)
@@ -147,6 +141,6 @@ async def place_on_latent_map(request: Request, query: MapParams) -> Response:
     """The same map, plus where the posted images land on it ('positions', in order)."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png"))
-    settings = _settings(request)
+    settings = settings_of(request)
     codes = (await infer(request, served, "encode", await read_images(request, settings)))["codes"]
     return await _map_response(served, query.limit or settings.latent_map_limit, served.to_map(codes), fmt)
