@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -115,3 +116,11 @@ def test_the_forward_thread_serves_with_the_configured_threads(configure: Callab
         assert pool.submit(torch.get_num_threads).result() == 2  # the last pass was a large one
         assert client.post("/encode", json=ONE).status_code == 200
         assert pool.submit(torch.get_num_threads).result() == 1
+
+
+def test_what_is_loaded_is_frozen_out_of_the_garbage_collectors_sight(configure: Callable[..., Settings]) -> None:
+    gc.unfreeze()
+    with TestClient(create_app(configure())) as client:
+        assert client.get("/readyz").status_code == 200
+        assert gc.get_freeze_count() > 0  # full collections under load no longer walk the models and torch
+    gc.unfreeze()
