@@ -44,7 +44,7 @@ class _Job:
 
 @dataclass
 class _Item:
-    kind: str  # which forward pass: "encode", "decode" or "reconstruct"; a batch runs one per kind in it
+    kind: str  # which forward pass (ServedModel.forward's kinds); a batch runs one per kind in it
     inputs: np.ndarray
     job: _Job
     index: int  # which part of the job

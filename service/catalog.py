@@ -48,8 +48,9 @@ class ServedModel:
     def forward(self, kind: str, parts: list[np.ndarray]) -> Outputs:
         """One forward pass on the device over the parts' rows, in order; runs in the batcher's worker thread.
 
-        `kind` is the endpoint's: "encode" (codes), "decode" (images from codes) or "reconstruct"
-        (images and their MSE); each computes only what its endpoint returns.
+        `kind` says what the response needs, and only that is computed: "encode" (codes), "decode"
+        (images from codes), "reconstruct" (images) or "reconstruct_mse" (images and their MSE,
+        for the JSON response that reports it).
         """
         model = self.checkpoint.model
         inputs = [as_unit_floats(part) for part in parts]
@@ -61,6 +62,8 @@ class ServedModel:
             if kind == "encode":
                 return {"codes": codes.cpu().numpy()}
             images = model.decode(codes)
+            if kind == "reconstruct":
+                return {"images": images.cpu().numpy()}
             mse = (images - x).square().mean(dim=1)
             return {"images": images.cpu().numpy(), "mse": mse.cpu().numpy()}
 
@@ -72,6 +75,7 @@ class ServedModel:
         for kind, inputs in (
             ("encode", images),
             ("reconstruct", images),
+            ("reconstruct_mse", images),
             ("decode", np.zeros((2, self.latent_size), np.float32)),
         ):
             self.forward(kind, [inputs])

@@ -94,7 +94,7 @@ async def reconstruct(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     images = await read_images(request, settings_of(request))
-    out = await infer(request, served, "reconstruct", images)
+    out = await infer(request, served, "reconstruct_mse" if fmt == "json" else "reconstruct", images)
     if fmt == "png":
         return png_response(await asyncio.to_thread(comparison_png, as_unit_floats(images), out["images"]))
     if fmt == "raw":

@@ -83,11 +83,24 @@ async def test_one_batch_mixes_endpoints_and_body_formats(
             client.post("/decode", json={"latents": codes[5:7]}),
         )
         passes, images = _batch_sizes(app)
-        assert (passes - before, images - images_before) == (3, 9)  # one queue, one pass per kind
+        # one queue, one pass per kind: the JSON reconstruction's pass computes MSEs, the raw one's not
+        assert (passes - before, images - images_before) == (4, 9)
         np.testing.assert_allclose(encoded.json()["latents"], codes[:3], atol=1e-5)
         pixels = np.frombuffer(from_raw.content, np.uint8).reshape(2, 784)
         np.testing.assert_array_equal(pixels, np.rint(np.array(from_json.json()["reconstructions"]) * 255))
         assert len(decoded.json()["images"]) == 2
+
+
+async def test_each_kind_of_pass_computes_what_its_response_needs(
+    configure: Callable[..., Settings], digits: np.ndarray
+) -> None:
+    async with serve(configure()) as (_, app):
+        served = app.state.catalog.resolve("mlp2-p2", None)  # type: ignore[attr-defined]
+        out = {kind: served.forward(kind, [digits[:3]]) for kind in ("encode", "reconstruct", "reconstruct_mse")}
+    assert (set(out["encode"]), set(out["reconstruct"])) == ({"codes"}, {"images"})
+    np.testing.assert_array_equal(out["reconstruct"]["images"], out["reconstruct_mse"]["images"])
+    squared_errors = (out["reconstruct"]["images"] - digits[:3]) ** 2
+    np.testing.assert_allclose(out["reconstruct_mse"]["mse"], squared_errors.mean(axis=1), rtol=1e-5)
 
 
 async def test_a_full_queue_answers_503_with_retry_after(configure: Callable[..., Settings]) -> None:
