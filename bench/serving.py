@@ -1,7 +1,7 @@
 """Serving throughput and latency, against a naive server, a ceiling and the in-process model, in one run.
 
 Starts, on loopback ports, the real service (`python -m service.cli`) with batching on and off,
-plus the two reference servers of bench/reference_servers.py (naive, ceiling), all under the
+plus the reference servers of bench/reference_servers.py (naive, ceiling, framework-free), all under the
 same uvicorn (uvloop, httptools) and log level, then loads them one at a time with wrk (or
 httpx where wrk is missing): for each cell (endpoint, body, images per request, connections)
 every server in turn, so the servers are compared side by side; `--repeats` such rounds, and
@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import io
 import itertools
+import math
 import os
 import signal
 import socket
@@ -56,7 +57,7 @@ LATENT_SIZE = 16
 class ServerSpec:
     key: str
     label: str
-    kind: str  # "service", "naive" or "ceiling"
+    kind: str  # "service", or a reference server: "naive", "ceiling" or "bare"
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -72,9 +73,10 @@ SERVERS = {
                    {"AE_TORCH_THREADS": "2"}),
         ServerSpec("naive", "naive (pydantic list of floats)", "naive"),
         ServerSpec("ceiling", "ceiling (echo, no model)", "ceiling"),
+        ServerSpec("bare", "framework-free (plain ASGI, raw bytes only)", "bare"),
     )
 }  # fmt: skip
-DEFAULT_SERVERS = ["default", "on", "off", "naive", "ceiling"]
+DEFAULT_SERVERS = ["default", "on", "off", "naive", "ceiling", "bare"]
 
 
 @dataclass
@@ -223,6 +225,8 @@ def serves(spec: ServerSpec, cell: Cell) -> bool:
         return cell.body == "json"
     if spec.kind == "ceiling":
         return cell.endpoint == "reconstruct"  # an echo has no endpoints; shown once per body
+    if spec.kind == "bare":
+        return cell.body == "raw"
     return True
 
 
@@ -371,11 +375,12 @@ def serving_tables(result: dict[str, Any], args: argparse.Namespace) -> list[Tab
 
 def targets_table(result: dict[str, Any], args: argparse.Namespace, where: str) -> Table:
     samples: Samples = result["samples"]
-    services = [key for key in args.servers if SERVERS[key].kind == "service"]
+    # the service's variants, and the framework-free server for what its design could reach
+    services = [key for key in args.servers if SERVERS[key].kind in ("service", "bare")]
     table = Table(
         f"Targets on {where}",
         ["target", *(f"{SERVERS[k].label}: measured" for k in services), "met"],
-        notes=["Met: judged on the service with its default settings."],
+        notes=["Met: judged on the service with its default settings (the framework-free server: raw bodies only)."],
     )
     c16 = 16 if 16 in args.concurrency else max(args.concurrency)
     many_c = 16 if 16 in args.many_concurrency else max(args.many_concurrency)
@@ -393,7 +398,8 @@ def targets_table(result: dict[str, Any], args: argparse.Namespace, where: str) 
     for label, bound, measure_ in rows:
         values = {k: measure_(k) for k in services}
         first = values.get("default", next(iter(values.values()), float("nan")))
-        table.add(label, *(f"{values[k]:.2f}x" for k in services), "met" if first >= bound else "**missed**")
+        shown = ("-" if math.isnan(v) else f"{v:.2f}x" for v in values.values())
+        table.add(label, *shown, "met" if first >= bound else "**missed**")
     worst: dict[str, tuple[float, int, str]] = {}
     top = max(args.concurrency)
     for key in services:
@@ -452,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (1 if args.smoke else 3)
     args.seconds = args.seconds or (1 if args.smoke else 3)
     args.min_seconds = args.min_seconds or (0.01 if args.smoke else 0.5)
-    args.servers = args.servers or (["default", "naive", "ceiling"] if args.smoke else DEFAULT_SERVERS)
+    args.servers = args.servers or (["default", "naive", "ceiling", "bare"] if args.smoke else DEFAULT_SERVERS)
     if args.smoke:
         args.concurrency, args.many_concurrency, args.max_requests = [4], [2], min(args.max_requests, 20_000)
     devices = ["cpu", "cuda"] if args.device == "all" and torch.cuda.is_available() else [args.device]
