@@ -149,8 +149,12 @@ def _stop(server: Server) -> None:
 
 @contextlib.contextmanager
 def running(specs: list[ServerSpec], args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, Server]]:
-    """Start every server at once, wait until all are ready; stop them, and only them, on the way out."""
+    """Start every server at once, wait until all are ready; stop them, and only them, on the way out.
+
+    Also when the run itself is terminated: SIGTERM becomes SystemExit, so the way out is taken.
+    """
     servers: dict[str, Server] = {}
+    previous = signal.signal(signal.SIGTERM, _exit)
     try:
         for spec in specs:
             port = _free_port()
@@ -168,6 +172,11 @@ def running(specs: list[ServerSpec], args: argparse.Namespace, log_dir: Path) ->
     finally:
         for server in servers.values():
             _stop(server)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _cpu_seconds(pid: int) -> float:
