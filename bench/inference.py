@@ -2,8 +2,9 @@
 
 Two paths, each on the CPU and, when present, on CUDA:
 - "model": `model(x)` on a tensor already on the device (encode and decode), nothing else;
-- "service forward": `ServedModel.forward`, what the service's batcher calls per batch: numpy
-  in, to the device, encode, decode and per-image MSE, numpy out.
+- "service forward": `ServedModel.forward("reconstruct", ...)`, what the service's batcher calls
+  per batch of raw or PNG /reconstruct requests: numpy in, to the device, encode, decode, numpy
+  out (a JSON response's pass adds per-image MSEs).
 The CPU tables compare torch thread counts (1, and torch's default, which the service uses).
 Every (configuration, batch size) cell is timed for at least `--min-seconds` per repeat; the
 repeats are interleaved across cells and the table shows the median.
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> tuple[list[Table], list[dict[str, Any]]]:
             tables.append(table)
     tables[-1].notes = [
         "model: `model(x)` on a tensor already on the device. service forward: `ServedModel.forward`, as the "
-        "batcher calls it (numpy in, encode, decode, per-image MSE, numpy out)."
+        "batcher calls it for raw and PNG /reconstruct requests (numpy in, encode, decode, numpy out)."
     ]
     return tables, rows
 

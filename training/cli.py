@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report-dir", type=Path, default=Path("docs/report"), help="where --all writes the report (docs/report)"
     )
+    parser.add_argument(
+        "--reference", type=Path, help="a store of reference-recipe runs for --all's report to compare the recipes with"
+    )
     return parser
 
 
@@ -88,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
             name, version, store.path(name, version), final["test_mse"], trained.train_seconds,
         )  # fmt: skip
     if args.all and not args.dry_run:  # every configuration is fresh: regenerate the report from the store
-        readme = generate_report(store.root, args.report_dir, args.data_dir, not args.no_download, args.dataset)
+        readme = generate_report(
+            store.root, args.report_dir, args.data_dir, not args.no_download, args.dataset, args.reference
+        )
         log.info("report written to %s", readme)
     return 0
 

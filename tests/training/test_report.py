@@ -166,6 +166,23 @@ def test_training_all_configurations_writes_the_report(
     assert train_main(args) == 0
     text = (out / "README.md").read_text()
     assert "| **mlp2-p2** |" in text
+    assert "## Recipes compared" not in text and f"regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
+
+
+def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ae-train --all --reference STORE` writes the report as `ae-report --reference STORE` would."""
+    monkeypatch.setattr("training.cli.CONFIGS", {"mlp2-p2": get_config("mlp2-p2")})
+    reference, out = tmp_path / "reference", tmp_path / "report"
+    common = ["--epochs", "1", "--train-limit", "512", "--test-limit", "128", "--device", "cpu"]
+    common += ["--data-dir", str(data_root), "--no-download"]
+    assert train_main(["--config", "mlp2-p2", "--recipe", "reference", "--store", str(reference), *common]) == 0
+    args = ["--all", *common, "--store", str(tmp_path / "store"), "--report-dir", str(out)]
+    assert train_main([*args, "--reference", str(reference)]) == 0
+    text = (out / "README.md").read_text()
+    assert "## Recipes compared" in text and "| mlp2-p2 | 1 |" in text.split("## Recipes compared")[1]
+    assert f"regenerate it with `ae-report --store {tmp_path / 'store'} --reference {reference}`." in text
 
 
 def test_recipes_section_compares_with_reference_runs(store_root: Path, small_mnist: ImageData, tmp_path: Path) -> None:
@@ -187,9 +204,10 @@ def test_recipes_section_compares_with_reference_runs(store_root: Path, small_mn
     assert floor == pytest.approx(((small_mnist.test_images - mean) ** 2).mean().item())
 
     checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
-    readme = build_report(checkpoints, small_mnist, tmp_path / "report", str(store_root), runs)
+    readme = build_report(checkpoints, small_mnist, tmp_path / "report", str(store_root), runs, "runs/reference")
     text = readme.read_text()
     assert "## Recipes compared" in text and "figures/recipes.png" in _linked_figures(readme)
+    assert f"regenerate it with `ae-report --store {store_root} --reference runs/reference`." in text
     two_epochs, one_epoch = trained_mse(store_root), runs["mlp2-p2"].test_mse
     verdict = "fast" if two_epochs < one_epoch else "reference"
     assert f"| mlp2-p2 | 2 | {two_epochs:.4f} | 1 | {one_epoch:.4f} | **{verdict}** |" in text
