@@ -1,9 +1,9 @@
 """Serving throughput and latency, against a naive server, a ceiling and the in-process model, in one run.
 
 Starts, on loopback ports, the real service (`python -m service.cli`) with batching on and off,
-plus the reference servers of bench/reference_servers.py (naive, ceiling, framework-free), all under the
-same uvicorn (uvloop, httptools) and log level, then loads them one at a time with wrk (or
-httpx where wrk is missing): for each cell (endpoint, body, images per request, connections)
+plus the reference servers of bench/reference_servers.py (naive, ceiling, framework-free), all
+under the same uvicorn (uvloop, httptools) and log level, then loads them one at a time with wrk
+(or httpx where wrk is missing): for each cell (endpoint, body, images per request, connections)
 every server in turn, so the servers are compared side by side; `--repeats` such rounds, and
 the tables show medians. Between rounds the model's in-process images/s is measured in this
 process. The script stops exactly the processes it started.

@@ -64,6 +64,8 @@ class ServedModel:
             images = model.decode(codes)
             if kind == "reconstruct":
                 return {"images": images.cpu().numpy()}
+            if kind != "reconstruct_mse":
+                raise ValueError(f"unknown forward kind {kind!r}")
             mse = (images - x).square().mean(dim=1)
             return {"images": images.cpu().numpy(), "mse": mse.cpu().numpy()}
 

@@ -97,6 +97,8 @@ async def test_each_kind_of_pass_computes_what_its_response_needs(
     async with serve(configure()) as (_, app):
         served = app.state.catalog.resolve("mlp2-p2", None)  # type: ignore[attr-defined]
         out = {kind: served.forward(kind, [digits[:3]]) for kind in ("encode", "reconstruct", "reconstruct_mse")}
+        with pytest.raises(ValueError, match="unknown forward kind 'score'"):
+            served.forward("score", [digits[:3]])
     assert (set(out["encode"]), set(out["reconstruct"])) == ({"codes"}, {"images"})
     np.testing.assert_array_equal(out["reconstruct"]["images"], out["reconstruct_mse"]["images"])
     squared_errors = (out["reconstruct"]["images"] - digits[:3]) ** 2
