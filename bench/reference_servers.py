@@ -7,10 +7,10 @@
   HTTP stack's own limit for a body of that size.
 - bare: the service's raw-bytes path with no framework: a plain ASGI callable under the same
   uvicorn, `/reconstruct` and `/encode` for uint8 bodies only, forward passes off the event loop
-  in one worker thread over whatever queued while the previous pass ran (as the service's CPU
-  default), the same torch thread policy; no validation beyond the body's length, no metrics,
-  no models to choose. What the service's design can reach once FastAPI and its features are
-  taken away.
+  in one worker thread over whatever queued while the previous pass ran and in the event-loop
+  turns after it (as the service's CPU default), the same torch thread policy; no validation
+  beyond the body's length, no metrics, no models to choose. What the service's design can
+  reach once FastAPI and its features are taken away.
 
 python -m bench.reference_servers naive|ceiling|bare --port PORT
 """
@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models import Autoencoder, CheckpointStore
 from service.app import on_torch_threads
+from service.batcher import SETTLE_TURNS
 
 LOOPBACK = "127.0.0.1"
 PIXELS = 784
@@ -116,6 +117,10 @@ class _Passes:
             for _, rows, future in batch:
                 future.set_result(out[start : start + len(rows)])
                 start += len(rows)
+            for _ in range(SETTLE_TURNS):  # as the service's batcher: let the replies bring requests back
+                if sum(len(rows) for _, rows, _ in self.queue) >= MAX_BATCH:
+                    break
+                await asyncio.sleep(0)
 
 
 def bare_app(model: Autoencoder, device: torch.device) -> ASGIApp:

@@ -3,7 +3,8 @@
 A batch leaves when it holds `max_batch_size` images (counted in images, not requests)
 or when its oldest request has waited `max_delay` seconds. The forward pass runs in a
 worker thread, so the event loop keeps accepting requests meanwhile; requests that
-arrive during a pass form the next batch. The queue is bounded in images.
+arrive during a pass form the next batch, and so do those that the pass's replies bring
+back within a few turns of the event loop after it. The queue is bounded in images.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 log = logging.getLogger(__name__)
+# Event-loop turns between forward passes (see _settle). Measured with 16 clients of one raw image
+# each on 2 cores, requests/s against no turns: 4 turns 1.3x, 8 turns 1.4x, 16 turns 1.35x.
+SETTLE_TURNS = 8
 
 Outputs = dict[str, np.ndarray]  # named results, each with one row per input row
 # (kind, the batch's input arrays in order) -> outputs for their rows, concatenated; runs in the
@@ -127,6 +131,19 @@ class MicroBatcher:
                 await self._wakeup.wait()
                 timer.cancel()
             await self._run_batch(self._take_batch())
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """A few turns of the event loop after a pass, unless a full batch already waits.
+
+        Clients that send their next request when the reply comes would otherwise find the next
+        pass gone with the stragglers of the last one: passes alternate between small batches.
+        The turns let the replies go out and the requests they bring back join the next batch.
+        """
+        for _ in range(SETTLE_TURNS):
+            if self.pending_images >= self.max_batch_size or self._closing:
+                return
+            await asyncio.sleep(0)
 
     def _take_batch(self) -> list[_Item]:
         batch: list[_Item] = []

@@ -176,3 +176,29 @@ async def test_batcher_skips_requests_whose_client_left_and_bounds_its_queue() -
     assert (await kept)["out"].shape == (2, 2)
     assert batches == [2]  # the cancelled request cost no forward pass
     await batcher.close()
+
+
+@pytest.mark.parametrize("settle", [True, False])
+async def test_clients_that_answer_each_reply_share_every_pass(monkeypatch: pytest.MonkeyPatch, settle: bool) -> None:
+    """Eight clients that send their next request a few event-loop turns after each reply (as over
+    sockets): the batcher's turns between passes let all eight join each pass; without them,
+    passes alternate between whoever came back first and the stragglers."""
+    if not settle:
+        monkeypatch.setattr("service.batcher.SETTLE_TURNS", 0)  # the control: shows the test can fail
+    batches: list[int] = []
+    batcher = MicroBatcher(_echo, max_batch_size=64, max_delay=0, queue_size=100, on_batch=batches.append)
+    batcher.start()
+
+    async def client(index: int) -> None:
+        for _ in range(10):
+            await batcher.submit("images", np.full((1, 2), index, np.float32))
+            for _ in range(index % 4):  # the reply's way out and the next request's way in
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(client(i) for i in range(8)))
+    await batcher.close()
+    assert sum(batches) == 80
+    if settle:
+        assert batches == [8] * 10
+    else:
+        assert len(batches) > 10
