@@ -6,11 +6,10 @@
 - ceiling: `/echo` reads the raw body and returns it; no parsing and no model, so it is the
   HTTP stack's own limit for a body of that size.
 - bare: the service's raw-bytes path with no framework: a plain ASGI callable under the same
-  uvicorn, `/reconstruct` and `/encode` for uint8 bodies only, forward passes off the event loop
-  in one worker thread over whatever queued while the previous pass ran and in the event-loop
-  turns after it (as the service's CPU default), the same torch thread policy; no validation
-  beyond the body's length, no metrics, no models to choose. What the service's design can
-  reach once FastAPI and its features are taken away.
+  uvicorn, `/reconstruct` and `/encode` for uint8 bodies only, through the service's own
+  micro-batcher, worker threads and torch thread policy at their default settings; no
+  validation beyond the body's length, no metrics, no models to choose, no disconnect watch.
+  What the service's design can reach once FastAPI and its features are taken away.
 
 python -m bench.reference_servers naive|ceiling|bare --port PORT
 """
@@ -18,7 +17,6 @@ python -m bench.reference_servers naive|ceiling|bare --port PORT
 from __future__ import annotations
 
 import argparse
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,11 +31,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models import Autoencoder, CheckpointStore
 from service.app import on_torch_threads
-from service.batcher import SETTLE_TURNS
+from service.batcher import MicroBatcher
+from service.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 PIXELS = 784
-MAX_BATCH = 256  # images per pass, as the service's AE_MAX_BATCH_SIZE default
 
 
 class ImagesIn(BaseModel):
@@ -82,49 +80,24 @@ def ceiling_app() -> FastAPI:
     return app
 
 
-class _Passes:
-    """Requests queue; one worker thread runs a pass over what queued while the previous pass ran."""
-
-    def __init__(self, model: Autoencoder, device: torch.device) -> None:
-        self.model, self.device = model, device
-        self.forward = on_torch_threads(self._forward, max(1, torch.get_num_threads() - 1))
-        self.pool = ThreadPoolExecutor(1, "forward")
-        self.queue: list[tuple[str, np.ndarray, asyncio.Future[np.ndarray]]] = []
-        self.drainer: asyncio.Task[None] | None = None
-
-    def _forward(self, kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(np.concatenate(parts)).to(self.device).float().div_(255)
-        with torch.inference_mode():
-            out = self.model.encode(x) if kind == "encode" else self.model(x)
-        return {kind: out.cpu().numpy()}
-
-    async def run(self, kind: str, rows: np.ndarray) -> np.ndarray:
-        future = asyncio.get_running_loop().create_future()
-        self.queue.append((kind, rows, future))
-        if self.drainer is None or self.drainer.done():
-            self.drainer = asyncio.ensure_future(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.queue:
-            kind, size, batch = self.queue[0][0], 0, []
-            while self.queue and self.queue[0][0] == kind and (not batch or size + len(self.queue[0][1]) <= MAX_BATCH):
-                batch.append(self.queue.pop(0))
-                size += len(batch[-1][1])
-            out = (await loop.run_in_executor(self.pool, self.forward, kind, [rows for _, rows, _ in batch]))[kind]
-            start = 0
-            for _, rows, future in batch:
-                future.set_result(out[start : start + len(rows)])
-                start += len(rows)
-            for _ in range(SETTLE_TURNS):  # as the service's batcher: let the replies bring requests back
-                if sum(len(rows) for _, rows, _ in self.queue) >= MAX_BATCH:
-                    break
-                await asyncio.sleep(0)
-
-
 def bare_app(model: Autoencoder, device: torch.device) -> ASGIApp:
-    passes = _Passes(model, device)
+    """The service's batcher, worker threads and torch thread policy at their defaults; no FastAPI."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    workers = settings.workers(device)
+
+    def forward(kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+        x = torch.from_numpy(np.concatenate(parts)).to(device).float().div_(255)
+        with torch.inference_mode():
+            return {kind: (model.encode(x) if kind == "encode" else model(x)).cpu().numpy()}
+
+    batcher = MicroBatcher(
+        on_torch_threads(forward, settings.large_pass_threads(workers)),
+        max_batch_size=settings.max_batch_size,
+        max_delay=settings.batch_delay(device),
+        queue_size=settings.queue_size,
+        executor=ThreadPoolExecutor(workers, "forward"),
+        workers=workers,
+    )
 
     async def respond(send: Send, status: int, body: bytes) -> None:
         headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(body)).encode())]
@@ -133,9 +106,12 @@ def bare_app(model: Autoencoder, device: torch.device) -> ASGIApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            for phase in ("startup", "shutdown"):
-                await receive()
-                await send({"type": f"lifespan.{phase}.complete"})
+            await receive()
+            batcher.start()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await batcher.close()
+            await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["path"] == "/healthz":
             return await respond(send, 200, b"ok")
@@ -148,7 +124,7 @@ def bare_app(model: Autoencoder, device: torch.device) -> ASGIApp:
             return await respond(send, 404, b"POST /reconstruct or /encode")
         if not body or len(body) % PIXELS:
             return await respond(send, 400, b"the body must be N x 784 uint8 pixels")
-        out = await passes.run(kind, np.frombuffer(body, np.uint8).reshape(-1, PIXELS))
+        out = (await batcher.submit(kind, np.frombuffer(body, np.uint8).reshape(-1, PIXELS)))[kind]
         result = np.rint(out * np.float32(255)).astype(np.uint8) if kind == "reconstruct" else out.astype("<f4")
         await respond(send, 200, result.tobytes())
 

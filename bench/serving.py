@@ -10,11 +10,13 @@ process. The script stops exactly the processes it started.
 
 Servers (`--servers`): the service with its default settings (the targets are judged on it);
 batching on: AE_MAX_DELAY_MS=2, a forward pass waits up to 2 ms for more images (up to
-AE_MAX_BATCH_SIZE=256); batching off: AE_MAX_DELAY_MS=0, a forward pass never waits for company,
-though it still takes whatever queued while the previous one ran (AE_MAX_BATCH_SIZE=1 would not
-be "off": it splits a 256-image request into 256 forward passes); and the service with one torch
-thread for every pass (by default a pass of 64 images or more uses one per core but one: on
-2 cores, the same) or two for passes of 64 images or more.
+AE_MAX_BATCH_SIZE=1024); batching off: AE_MAX_DELAY_MS=0, a forward pass never waits for
+company, though it still takes whatever queued while the previous one ran (AE_MAX_BATCH_SIZE=1
+would not be "off": it splits a 256-image request into 256 forward passes); one pass at a time
+(AE_FORWARD_WORKERS=1; by default a second pass may start when a full batch waits); and the
+service with one torch thread for every pass (by default a pass of 64 images or more uses the
+cores but one, shared among the workers: on 2 cores, the same) or two for passes of 64 images
+or more.
 """
 
 from __future__ import annotations
@@ -71,12 +73,13 @@ SERVERS = {
                    {"AE_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}),
         ServerSpec("2t", "service, 2 torch threads for passes of 64+ images", "service",
                    {"AE_TORCH_THREADS": "2"}),
+        ServerSpec("1w", "service, one pass at a time", "service", {"AE_FORWARD_WORKERS": "1"}),
         ServerSpec("naive", "naive (pydantic list of floats)", "naive"),
         ServerSpec("ceiling", "ceiling (echo, no model)", "ceiling"),
         ServerSpec("bare", "framework-free (plain ASGI, raw bytes only)", "bare"),
     )
 }  # fmt: skip
-DEFAULT_SERVERS = ["default", "on", "off", "naive", "ceiling", "bare"]
+DEFAULT_SERVERS = ["default", "on", "off", "1w", "naive", "ceiling", "bare"]
 
 
 @dataclass

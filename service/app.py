@@ -50,9 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
-        # One thread runs every forward pass (and the warm-up), with its own torch thread counts.
-        threads = settings.torch_threads or max(1, torch.get_num_threads() - 1)  # 0: a core per thread but one
-        forward_pool = ThreadPoolExecutor(1, "forward")
+        # Worker threads run the forward passes (and the warm-up), each with its own torch thread count.
+        workers = settings.workers(device)
+        threads = settings.large_pass_threads(workers)
+        forward_pool = ThreadPoolExecutor(workers, "forward")
         app.state.forward_pool = forward_pool
         loaded = Catalog(CheckpointStore(settings.store), device)
         await asyncio.get_running_loop().run_in_executor(forward_pool, loaded.load)
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 queue_size=settings.queue_size,
                 on_batch=metrics.batch_images.labels(*labels).observe,
                 executor=forward_pool,
+                workers=workers,
             )
             metrics.queue_images.labels(*labels).set_function(served.batcher.queued_images)
             served.batcher.start()

@@ -4,7 +4,9 @@ A batch leaves when it holds `max_batch_size` images (counted in images, not req
 or when its oldest request has waited `max_delay` seconds. The forward pass runs in a
 worker thread, so the event loop keeps accepting requests meanwhile; requests that
 arrive during a pass form the next batch, and so do those that the pass's replies bring
-back within a few turns of the event loop after it. The queue is bounded in images.
+back within a few turns of the event loop after it. Passes run one at a time, unless a
+full batch waits behind a running one: then up to `workers` run at once. The queue is
+bounded in images.
 """
 
 from __future__ import annotations
@@ -68,9 +70,11 @@ class MicroBatcher:
         queue_size: int,
         on_batch: Callable[[int], None] | None = None,
         executor: Executor | None = None,
+        workers: int = 1,
     ) -> None:
         self._forward = forward
-        self._executor = executor  # where forward passes run; None: asyncio's default pool
+        self._executor = executor  # where forward passes run, with `workers` threads; None: asyncio's default pool
+        self.workers = workers
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
         self.queue_size = queue_size
@@ -80,6 +84,7 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
+        self._passes: set[asyncio.Task[None]] = set()  # running, each with its settling turns
 
     def queued_images(self) -> int:
         return self.pending_images
@@ -117,7 +122,10 @@ class MicroBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending or not self._closing:
-            if not self._pending:
+            full = self.pending_images >= self.max_batch_size
+            if not self._pending or (self._passes and (not full or len(self._passes) >= self.workers)):
+                # Nothing to do, or a pass runs and what waits may grow (or has no free worker):
+                # wait for a request, a full batch, the end of a pass, or shutdown.
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -130,8 +138,18 @@ class MicroBatcher:
                 timer = loop.call_later(wait, self._wakeup.set)
                 await self._wakeup.wait()
                 timer.cancel()
-            await self._run_batch(self._take_batch())
-            await self._settle()
+            task = loop.create_task(self._pass(self._take_batch()))
+            self._passes.add(task)
+            task.add_done_callback(self._pass_ended)
+        await asyncio.gather(*self._passes)
+
+    async def _pass(self, batch: list[_Item]) -> None:
+        await self._run_batch(batch)
+        await self._settle()
+
+    def _pass_ended(self, task: asyncio.Task[None]) -> None:
+        self._passes.discard(task)
+        self._wakeup.set()
 
     async def _settle(self) -> None:
         """A few turns of the event loop after a pass, unless a full batch already waits.

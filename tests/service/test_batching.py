@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import httpx
@@ -202,3 +205,47 @@ async def test_clients_that_answer_each_reply_share_every_pass(monkeypatch: pyte
         assert batches == [8] * 10
     else:
         assert len(batches) > 10
+
+
+class _Overlap:
+    """A forward pass that takes a while and records how many passes ran at once, at most."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+        self.batches: list[int] = []
+
+    def __call__(self, kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.batches.append(sum(len(part) for part in parts))
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
+        return _echo(kind, parts)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_backlog_of_full_batches_runs_on_every_worker(workers: int) -> None:
+    forward = _Overlap()
+    with ThreadPoolExecutor(workers) as pool:
+        batcher = MicroBatcher(forward, max_batch_size=4, max_delay=0, queue_size=100, executor=pool, workers=workers)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit("images", np.full((4, 2), i, np.float32)) for i in range(6)))
+        await batcher.close()
+    assert [r["out"][0, 0] for r in results] == [2 * i for i in range(6)]  # each its own rows, in order
+    assert forward.batches == [4] * 6 and forward.most == workers
+
+
+async def test_without_a_full_batch_passes_run_one_at_a_time_and_the_next_grows() -> None:
+    forward = _Overlap()
+    with ThreadPoolExecutor(2) as pool:
+        batcher = MicroBatcher(forward, max_batch_size=64, max_delay=0, queue_size=100, executor=pool, workers=2)
+        batcher.start()
+        first = batcher.submit("images", np.ones((1, 2), np.float32))
+        await asyncio.sleep(0.01)  # its pass is running
+        rest = [batcher.submit("images", np.ones((1, 2), np.float32)) for _ in range(5)]
+        await asyncio.gather(first, *rest)
+        await batcher.close()
+    assert forward.batches == [1, 5] and forward.most == 1

@@ -94,6 +94,22 @@ def test_batch_delay_defaults_by_device() -> None:
     assert explicit.batch_delay(torch.device("cpu")) == explicit.batch_delay(torch.device("cuda")) == 0.005
 
 
+def test_forward_workers_default_by_device() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.workers(torch.device("cpu")), settings.workers(torch.device("cuda"))) == (2, 1)
+    explicit = Settings(_env_file=None, forward_workers=3)  # type: ignore[call-arg]
+    assert explicit.workers(torch.device("cpu")) == explicit.workers(torch.device("cuda")) == 3
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(16, 1, 15), (16, 2, 7), (2, 2, 1), (2, 1, 1), (1, 2, 1)])
+def test_large_passes_share_the_cores_but_one_among_the_workers(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int
+) -> None:
+    monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
+    assert Settings(_env_file=None).large_pass_threads(workers) == threads  # type: ignore[call-arg]
+    assert Settings(_env_file=None, torch_threads=3).large_pass_threads(workers) == 3  # type: ignore[call-arg]
+
+
 def test_small_passes_run_on_one_torch_thread_large_ones_on_the_setting() -> None:
     seen: list[int] = []
 
@@ -110,7 +126,8 @@ def test_small_passes_run_on_one_torch_thread_large_ones_on_the_setting() -> Non
 
 
 def test_the_forward_thread_serves_with_the_configured_threads(configure: Callable[..., Settings]) -> None:
-    with TestClient(create_app(configure(torch_threads=2))) as client:
+    # one worker thread, so that the pool's next call runs where the last pass ran
+    with TestClient(create_app(configure(torch_threads=2, forward_workers=1))) as client:
         assert client.post("/encode", json={"images": [[0.5] * 784] * LARGE_PASS}).status_code == 200
         pool = client.app.state.forward_pool  # type: ignore[attr-defined]
         assert pool.submit(torch.get_num_threads).result() == 2  # the last pass was a large one
