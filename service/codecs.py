@@ -240,8 +240,8 @@ def json_response(content: dict[str, Any], status_code: int = 200) -> Response:
 def raw_response(rows: np.ndarray, pixels: bool) -> Response:
     """Images (`pixels`) as uint8 0-255, latents as little-endian float32; X-Shape gives rows,columns."""
     if pixels:
-        scaled = np.rint(rows * np.float32(255))
-        rows = np.minimum(np.maximum(scaled, 0, out=scaled), 255, out=scaled).astype(np.uint8)  # np.clip, faster
+        scaled = rows * np.float32(255)  # then rounded and clipped in place: half the time of new arrays
+        rows = np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled).astype(np.uint8)
     else:
         rows = rows.astype("<f4")
     shape = f"{rows.shape[0]},{rows.shape[1]}"
