@@ -16,8 +16,8 @@ class Settings(BaseSettings):
     store: Path = Path("checkpoints")
     default_model: str = "mlp2-p16"  # the best reconstructions among the shipped configurations
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # CPU threads for torch's forward passes of 64 images or more; 0: one per core but one, which
-    # stays with the event loop, shared among the forward workers (parsing a 256-image JSON body
+    # CPU threads for each torch forward pass of 64 images or more; 0: the cores but one (which
+    # stays with the event loop), shared among the forward workers (parsing a 256-image JSON body
     # costs more than its forward pass; measured on 2 cores, a second torch thread there gave raw
     # bodies 1.05-1.3x and JSON 0.8x). Smaller passes always run on one thread: for them a second
     # costs more than it saves.
