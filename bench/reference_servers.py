@@ -1,4 +1,4 @@
-"""The two reference servers that bench/serving.py measures beside the service, under the same uvicorn.
+"""The reference servers that bench/serving.py measures beside the service, under the same uvicorn.
 
 - naive: what a first FastAPI version would do: a pydantic model with the images as lists of
   floats, one forward pass per request inside the route, the result returned as a dict for
@@ -7,9 +7,10 @@
   HTTP stack's own limit for a body of that size.
 - bare: the service's raw-bytes path with no framework: a plain ASGI callable under the same
   uvicorn, `/reconstruct` and `/encode` for uint8 bodies only, through the service's own
-  micro-batcher, worker threads and torch thread policy at their default settings; no
-  validation beyond the body's length, no metrics, no models to choose, no disconnect watch.
-  What the service's design can reach once FastAPI and its features are taken away.
+  forward pass, micro-batcher, worker threads, torch thread policy and raw replies at their
+  default settings; no validation beyond the body's length, no metrics, no models to choose,
+  no disconnect watch. What the service's design can reach once FastAPI and its features are
+  taken away.
 
 python -m bench.reference_servers naive|ceiling|bare --port PORT
 """
@@ -29,13 +30,17 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models import Autoencoder, CheckpointStore
+from models import Autoencoder, Checkpoint, CheckpointStore
+from models.checkpoint import load_latents
 from service.app import on_torch_threads
 from service.batcher import MicroBatcher
+from service.catalog import ServedModel
+from service.codecs import raw_response
 from service.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 PIXELS = 784
+BARE_ROUTES = {"/reconstruct": ("reconstruct", "images"), "/encode": ("encode", "codes")}  # (forward kind, output)
 
 
 class ImagesIn(BaseModel):
@@ -80,18 +85,14 @@ def ceiling_app() -> FastAPI:
     return app
 
 
-def bare_app(model: Autoencoder, device: torch.device) -> ASGIApp:
-    """The service's batcher, worker threads and torch thread policy at their defaults; no FastAPI."""
+def bare_app(checkpoint: Checkpoint, device: torch.device) -> ASGIApp:
+    """The service's forward pass, batcher, worker threads, torch thread policy and raw replies at
+    their defaults; no FastAPI."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     workers = settings.workers(device)
-
-    def forward(kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(np.concatenate(parts)).to(device).float().div_(255)
-        with torch.inference_mode():
-            return {kind: (model.encode(x) if kind == "encode" else model(x)).cpu().numpy()}
-
+    served = ServedModel(checkpoint, load_latents(checkpoint.path, checkpoint.config.latent_size), device)
     batcher = MicroBatcher(
-        on_torch_threads(forward, settings.large_pass_threads(workers)),
+        on_torch_threads(served.forward, settings.large_pass_threads(workers)),
         max_batch_size=settings.max_batch_size,
         max_delay=settings.batch_delay(device),
         queue_size=settings.queue_size,
@@ -115,18 +116,18 @@ def bare_app(model: Autoencoder, device: torch.device) -> ASGIApp:
             return
         if scope["path"] == "/healthz":
             return await respond(send, 200, b"ok")
-        kind = {"/reconstruct": "reconstruct", "/encode": "encode"}.get(scope["path"])
+        route = BARE_ROUTES.get(scope["path"])
         chunks = [(message := await receive()).get("body", b"")]
         while message.get("more_body"):
             chunks.append((message := await receive()).get("body", b""))
         body = b"".join(chunks)
-        if kind is None or scope["method"] != "POST":
+        if route is None or scope["method"] != "POST":
             return await respond(send, 404, b"POST /reconstruct or /encode")
         if not body or len(body) % PIXELS:
             return await respond(send, 400, b"the body must be N x 784 uint8 pixels")
-        out = (await batcher.submit(kind, np.frombuffer(body, np.uint8).reshape(-1, PIXELS)))[kind]
-        result = np.rint(out * np.float32(255)).astype(np.uint8) if kind == "reconstruct" else out.astype("<f4")
-        await respond(send, 200, result.tobytes())
+        kind, output = route
+        out = await batcher.submit(kind, np.frombuffer(body, np.uint8).reshape(-1, PIXELS))
+        await raw_response(out[output], pixels=kind == "reconstruct")(scope, receive, send)
 
     return app
 
@@ -143,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     app: Any = ceiling_app()
     if args.kind != "ceiling":
         device = torch.device(args.device)
-        model = CheckpointStore(args.store).load_latest(args.model, device).model
-        app = naive_app(model, device) if args.kind == "naive" else bare_app(model, device)
+        checkpoint = CheckpointStore(args.store).load_latest(args.model, device)
+        app = naive_app(checkpoint.model, device) if args.kind == "naive" else bare_app(checkpoint, device)
     uvicorn.run(app, host=LOOPBACK, port=args.port, log_level=args.log_level)
 
 
