@@ -89,6 +89,9 @@ class MicroBatcher:
     def queued_images(self) -> int:
         return self.pending_images
 
+    def _full_batch_waits(self) -> bool:
+        return self.pending_images >= self.max_batch_size
+
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
@@ -115,14 +118,14 @@ class MicroBatcher:
             _Item(kind, inputs[start : start + self.max_batch_size], job, index) for index, start in enumerate(starts)
         )
         self.pending_images += len(inputs)
-        if was_idle or self.pending_images >= self.max_batch_size:
+        if was_idle or self._full_batch_waits():
             self._wakeup.set()  # the worker waits for a first request or a full batch, not for each one
         return job.result
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending or not self._closing:
-            full = self.pending_images >= self.max_batch_size
+            full = self._full_batch_waits()
             if not self._pending or (self._passes and (not full or len(self._passes) >= self.workers)):
                 # Nothing to do, or a pass runs and what waits may grow (or has no free worker):
                 # wait for a request, a full batch, the end of a pass, or shutdown.
@@ -130,7 +133,7 @@ class MicroBatcher:
                 await self._wakeup.wait()
                 continue
             wait = self._pending[0].enqueued + self.max_delay - time.monotonic()
-            if self.pending_images < self.max_batch_size and wait > 0 and not self._closing:
+            if not full and wait > 0 and not self._closing:
                 # Sleep until the batch is full, the delay is up, or shutdown; then send it, without
                 # looking at the clock again: timers round to the millisecond, and re-checking
                 # would spin through the last fraction of it.
@@ -159,7 +162,7 @@ class MicroBatcher:
         The turns let the replies go out and the requests they bring back join the next batch.
         """
         for _ in range(SETTLE_TURNS):
-            if self.pending_images >= self.max_batch_size or self._closing:
+            if self._full_batch_waits() or self._closing:
                 return
             await asyncio.sleep(0)
 
