@@ -40,7 +40,10 @@ from service.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 PIXELS = 784
-BARE_ROUTES = {"/reconstruct": ("reconstruct", "images"), "/encode": ("encode", "codes")}  # (forward kind, output)
+BARE_ROUTES = {
+    "/reconstruct": ("reconstruct_pixels", "images"),
+    "/encode": ("encode", "codes"),
+}  # (forward kind, output)
 
 
 class ImagesIn(BaseModel):
@@ -127,7 +130,7 @@ def bare_app(checkpoint: Checkpoint, device: torch.device) -> ASGIApp:
             return await respond(send, 400, b"the body must be N x 784 uint8 pixels")
         kind, output = route
         out = await batcher.submit(kind, np.frombuffer(body, np.uint8).reshape(-1, PIXELS))
-        await raw_response(out[output], pixels=kind == "reconstruct")(scope, receive, send)
+        await raw_response(out[output])(scope, receive, send)
 
     return app
 

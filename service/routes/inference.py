@@ -70,7 +70,7 @@ async def encode(request: Request, query: Params) -> Response:
     fmt = output_format(request, query.format, ("json", "raw"))
     codes = (await infer(request, served, "encode", await read_images(request, settings_of(request))))["codes"]
     if fmt == "raw":
-        return raw_response(codes, pixels=False)
+        return raw_response(codes)
     return json_response({"model": served.name, "version": served.version, "latents": codes})
 
 
@@ -80,11 +80,11 @@ async def decode(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     latents = await read_latents(request, settings_of(request), served.latent_size)
-    images = (await infer(request, served, "decode", latents))["images"]
+    images = (await infer(request, served, "decode_pixels" if fmt == "raw" else "decode", latents))["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
     if fmt == "raw":
-        return raw_response(images, pixels=True)
+        return raw_response(images)
     return json_response({"model": served.name, "version": served.version, "images": images})
 
 
@@ -94,11 +94,12 @@ async def reconstruct(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     images = await read_images(request, settings_of(request))
-    out = await infer(request, served, "reconstruct_mse" if fmt == "json" else "reconstruct", images)
+    kind = {"json": "reconstruct_mse", "png": "reconstruct", "raw": "reconstruct_pixels"}[fmt]
+    out = await infer(request, served, kind, images)
     if fmt == "png":
         return png_response(await asyncio.to_thread(comparison_png, as_unit_floats(images), out["images"]))
     if fmt == "raw":
-        return raw_response(out["images"], pixels=True)
+        return raw_response(out["images"])
     return json_response(
         {"model": served.name, "version": served.version, "reconstructions": out["images"], "mse": out["mse"]}
     )

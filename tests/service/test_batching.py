@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from service.app import create_app
 from service.batcher import MicroBatcher, QueueFull
+from service.catalog import KINDS
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -99,13 +100,28 @@ async def test_each_kind_of_pass_computes_what_its_response_needs(
 ) -> None:
     async with serve(configure()) as (_, app):
         served = app.state.catalog.resolve("mlp2-p2", None)  # type: ignore[attr-defined]
-        out = {kind: served.forward(kind, [digits[:3]]) for kind in ("encode", "reconstruct", "reconstruct_mse")}
+        out = {kind: served.forward(kind, [digits[:3]]) for kind in KINDS if kind.startswith(("encode", "reconstruct"))}
+        codes = out["encode"]["codes"]
+        for kind in ("decode", "decode_pixels"):
+            out[kind] = served.forward(kind, [codes])
         with pytest.raises(ValueError, match="unknown forward kind 'score'"):
             served.forward("score", [digits[:3]])
-    assert (set(out["encode"]), set(out["reconstruct"])) == ({"codes"}, {"images"})
-    np.testing.assert_array_equal(out["reconstruct"]["images"], out["reconstruct_mse"]["images"])
-    squared_errors = (out["reconstruct"]["images"] - digits[:3]) ** 2
-    np.testing.assert_allclose(out["reconstruct_mse"]["mse"], squared_errors.mean(axis=1), rtol=1e-5)
+    assert {kind: set(outputs) for kind, outputs in out.items()} == {
+        "encode": {"codes"},
+        "decode": {"images"},
+        "decode_pixels": {"images"},
+        "reconstruct": {"images"},
+        "reconstruct_pixels": {"images"},
+        "reconstruct_mse": {"images", "mse"},
+    }
+    images = out["reconstruct"]["images"]
+    np.testing.assert_array_equal(images, out["reconstruct_mse"]["images"])
+    np.testing.assert_allclose(out["decode"]["images"], images, atol=1e-6)
+    np.testing.assert_allclose(out["reconstruct_mse"]["mse"], ((images - digits[:3]) ** 2).mean(axis=1), rtol=1e-5)
+    for kind in ("reconstruct", "decode"):  # the pixel kinds: the same images rounded half to even, clipped, uint8
+        expected = np.clip(np.rint(out[kind]["images"] * np.float32(255)), 0, 255).astype(np.uint8)
+        assert out[f"{kind}_pixels"]["images"].dtype == np.uint8
+        np.testing.assert_array_equal(out[f"{kind}_pixels"]["images"], expected)
 
 
 async def test_a_full_queue_answers_503_with_retry_after(configure: Callable[..., Settings]) -> None:
