@@ -19,6 +19,7 @@ from models.device import resolve_device
 from service.batcher import Forward, MicroBatcher, Outputs
 from service.catalog import Catalog
 from service.errors import install_error_handlers
+from service.lean import LeanApp
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import catalog, demo, inference, operations
 from service.settings import Settings
@@ -82,14 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.gather(*(served.batcher.close() for served in loaded if served.batcher))
         forward_pool.shutdown()
 
-    app = FastAPI(
+    app = LeanApp(
         title="MNIST autoencoder service",
         summary="Encode, decode and reconstruct handwritten digits with the autoencoders of a lab report",
         version="0.1.0",
         lifespan=lifespan,
-        # Metrics are Prometheus's (/metrics). FastAPI's native OpenTelemetry, on by default, looks
-        # up the global providers on every request even when none is configured: 5-10 us each.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = metrics
