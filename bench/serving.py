@@ -266,8 +266,9 @@ def check_response(server: Server, cell: Cell, request: Request) -> None:
 def cells(args: argparse.Namespace) -> list[Cell]:
     if args.smoke:
         return [Cell("reconstruct", "json", 1, 4), Cell("reconstruct", "raw", 1, 4), Cell("reconstruct", "raw", 256, 2)]
-    single = [Cell(e, b, 1, c) for e in args.endpoints for b in ("json", "png", "raw") for c in args.concurrency]
-    many = [Cell(e, b, args.many, c) for e in args.endpoints for b in ("json", "raw") for c in args.many_concurrency]
+    single = [Cell(e, b, 1, c) for e in args.endpoints for b in args.bodies for c in args.concurrency]
+    many = [Cell(e, b, args.many, c) for e in args.endpoints for b in args.bodies if b != "png"
+            for c in args.many_concurrency]  # fmt: skip
     return single + many
 
 
@@ -461,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, help="seconds per cell and server (default 3)")
     parser.add_argument("--max-requests", type=int, default=200_000, help="requests per cell and server, at most")
     parser.add_argument("--endpoints", nargs="+", choices=("reconstruct", "encode"), default=["reconstruct", "encode"])
+    parser.add_argument("--bodies", nargs="+", choices=("json", "png", "raw"), default=["json", "png", "raw"],
+                        help="request bodies (many-image cells: JSON and raw only)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="single-image connections")
     parser.add_argument("--many", type=int, default=256, help="images per request of the many-image cells")
     parser.add_argument("--many-concurrency", type=int, nargs="+", default=[1, 16])
