@@ -1,17 +1,21 @@
-"""Lean routes: the endpoint gets the request and its validated query model, nothing FastAPI would inject."""
+"""Lean routes: the endpoint gets the request and its validated query model, nothing FastAPI would inject.
+
+LeanApp takes their requests past the router and FastAPI's own layers, with the app's middleware and handlers.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import pytest
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import install_error_handlers
-from service.lean import LeanRoute
+from service.errors import NotFound, install_error_handlers
+from service.lean import LeanApp, LeanRoute
 
 
 class Paging(BaseModel):
@@ -62,3 +66,84 @@ def test_an_endpoint_that_expects_more_than_the_request_and_a_query_model_is_ref
     LeanRoute("/x", fine, methods=["POST"])
     with pytest.raises(TypeError, match="dependencies would never run"):
         LeanRoute("/x", fine, methods=["POST"], dependencies=[Depends(lambda: 1)])
+
+
+class Recorder:
+    """User middleware: what each request's scope held once the app answered, and the status sent."""
+
+    seen: ClassVar[list[tuple[str, bool, str, int]]] = []
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status = 500
+
+        async def send_status(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
+            status = message.get("status", status)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            if scope["type"] == "http":
+                # FastAPI's exit-stack layer, inside the user middleware, leaves its mark on the scope
+                full_stack = "fastapi_middleware_astack" in scope
+                self.seen.append((scope["path"], full_stack, getattr(scope.get("route"), "path", ""), status))
+
+
+def _lean_app(**kwargs: object) -> LeanApp:
+    app = LeanApp(**kwargs)
+    install_error_handlers(app)
+    app.add_middleware(Recorder)
+
+    async def page(request: Request, query: Annotated[Paging, Query()]) -> Response:
+        if query.page == 404:
+            raise NotFound("no such page")
+        if query.page == 500:
+            raise RuntimeError("a bug")
+        return JSONResponse({"page": query.page, "path": request.url.path})
+
+    @app.get("/plain")
+    async def plain() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.router.routes.append(LeanRoute("/page", page, methods=["POST"]))
+    return app
+
+
+def test_a_lean_route_s_requests_skip_the_router_but_keep_the_apps_middleware_and_error_handlers() -> None:
+    Recorder.seen = []
+    with TestClient(_lean_app(), raise_server_exceptions=False) as client:
+        assert client.post("/page?page=2").json() == {"page": 2, "path": "/page"}
+        assert client.post("/page?page=0").json()["error"]["problems"][0]["where"] == "query.page"
+        assert client.post("/page?page=404").json()["error"] == {"code": "not_found", "message": "no such page"}
+        assert client.post("/page?page=500").status_code == 500
+        assert client.get("/plain").json() == {"ok": "yes"}
+        wrong = client.get("/page")  # no lean route for GET: the router answers, in the service's error shape
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert Recorder.seen == [
+        ("/page", False, "/page", 200),
+        ("/page", False, "/page", 422),
+        ("/page", False, "/page", 404),
+        ("/page", False, "/page", 500),
+        ("/plain", True, "/plain", 200),
+        ("/page", True, "/page", 405),
+    ]
+
+
+def test_the_lane_matches_paths_under_a_proxy_s_root_path() -> None:
+    Recorder.seen = []
+    with TestClient(_lean_app(), root_path="/api") as client:
+        assert client.post("/api/page").json() == {"page": 1, "path": "/api/page"}
+        slash = client.post("/api/page/", follow_redirects=False)  # not the exact path: the router redirects
+        assert (slash.status_code, slash.headers["location"]) == (307, "http://testserver/api/page")
+    assert [(full_stack, status) for _, full_stack, _, status in Recorder.seen] == [(False, 200), (True, 307)]
+
+
+def test_with_an_app_wide_body_limit_every_request_takes_the_full_stack() -> None:
+    Recorder.seen = []
+    with TestClient(_lean_app(max_body_size=10)) as client:
+        assert client.post("/page", content=b"0123456789").json()["page"] == 1
+    assert [(full_stack, status) for _, full_stack, _, status in Recorder.seen] == [(True, 200)]
