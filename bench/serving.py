@@ -412,7 +412,8 @@ def targets_table(result: dict[str, Any], args: argparse.Namespace, where: str) 
         values = {k: measure_(k) for k in services}
         first = values.get("default", next(iter(values.values()), float("nan")))
         shown = ("-" if math.isnan(v) else f"{v:.2f}x" for v in values.values())
-        table.add(label, *shown, "met" if first >= bound else "**missed**")
+        verdict = "not measured" if math.isnan(first) else "met" if first >= bound else "**missed**"
+        table.add(label, *shown, verdict)
     worst: dict[str, tuple[float, int, str]] = {}
     top = max(args.concurrency)
     for key in services:
