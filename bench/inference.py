@@ -2,9 +2,10 @@
 
 Two paths, each on the CPU and, when present, on CUDA:
 - "model": `model(x)` on a tensor already on the device (encode and decode), nothing else;
-- "service forward": `ServedModel.forward("reconstruct", ...)`, what the service's batcher calls
-  per batch of raw or PNG /reconstruct requests: numpy in, to the device, encode, decode, numpy
-  out (a JSON response's pass adds per-image MSEs).
+- "service forward": `ServedModel.forward("reconstruct_pixels", ...)`, what the service's batcher
+  calls per batch of raw /reconstruct requests: uint8 pixels in, scaled to floats, to the device,
+  encode, decode, quantized back to uint8 pixels, numpy out (PNG and JSON replies' passes keep
+  the floats; JSON's adds per-image MSEs).
 The CPU tables compare torch thread counts (1, and torch's default, which the service uses).
 Every (configuration, batch size) cell is timed for at least `--min-seconds` per repeat; the
 repeats are interleaved across cells and the table shows the median.
@@ -47,7 +48,8 @@ def served_models(store: Path, device: torch.device) -> dict[str, ServedModel]:
 
 def forward_call(served: ServedModel, path: str, images: np.ndarray) -> Callable[[], Any]:
     if path == "service forward":
-        return lambda: served.forward("reconstruct", [images])
+        pixels = np.rint(images * 255).astype(np.uint8)  # as a raw request's body brings them
+        return lambda: served.forward("reconstruct_pixels", [pixels])
     model, x = served.checkpoint.model, torch.from_numpy(images).to(served.device)
     sync = torch.cuda.synchronize if served.device.type == "cuda" else (lambda: None)
 
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> tuple[list[Table], list[dict[str, Any]]]:
             tables.append(table)
     tables[-1].notes = [
         "model: `model(x)` on a tensor already on the device. service forward: `ServedModel.forward`, as the "
-        "batcher calls it for raw and PNG /reconstruct requests (numpy in, encode, decode, numpy out)."
+        "batcher calls it for raw /reconstruct requests (uint8 pixels in, encode, decode, uint8 pixels out)."
     ]
     return tables, rows
 
