@@ -16,7 +16,8 @@ would not be "off": it splits a 256-image request into 256 forward passes); one 
 (AE_FORWARD_WORKERS=1; by default a second pass may start when a full batch waits); and the
 service with one torch thread for every pass (by default a pass of 64 images or more uses the
 cores but one, shared among the workers: on 2 cores, the same) or two for passes of 64 images
-or more.
+or more; and the service without uvicorn's access log (AE_ACCESS_LOG=false; every other server
+writes it).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ SERVERS = {
         ServerSpec("2t", "service, 2 torch threads for passes of 64+ images", "service",
                    {"AE_TORCH_THREADS": "2"}),
         ServerSpec("1w", "service, one pass at a time", "service", {"AE_FORWARD_WORKERS": "1"}),
+        ServerSpec("nolog", "service, no access log", "service", {"AE_ACCESS_LOG": "false"}),
         ServerSpec("naive", "naive (pydantic list of floats)", "naive"),
         ServerSpec("ceiling", "ceiling (echo, no model)", "ceiling"),
         ServerSpec("bare", "framework-free (plain ASGI, raw bytes only)", "bare"),

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=30,  # SIGTERM: stop accepting, finish in-flight requests, then exit
     )
 

@@ -247,7 +247,7 @@ def test_latent_map_json_and_png(http: httpx.Client, digits: np.ndarray, store_r
     assert plain.content != starred.content  # the posted digit is drawn as a star
 
 
-def test_catalogue_health_metrics_and_docs(http: httpx.Client, store_root: Path) -> None:
+def test_catalogue_health_metrics_docs_and_access_log(server: LiveServer, http: httpx.Client, store_root: Path) -> None:
     store = CheckpointStore(store_root)
     listing = http.get("/models").json()
     assert listing["default_model"] == "mlp2-p2"
@@ -278,6 +278,7 @@ def test_catalogue_health_metrics_and_docs(http: httpx.Client, store_root: Path)
     assert "multipart/form-data" in spec["paths"]["/reconstruct"]["post"]["requestBody"]["content"]
     docs = http.get("/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
+    assert '"GET /docs HTTP/1.1" 200' in server.log()  # uvicorn's access log, on by default (AE_ACCESS_LOG)
 
 
 @pytest.mark.anyio
@@ -352,7 +353,8 @@ async def test_sigterm_answers_the_queued_requests_then_exits_cleanly(
     tmp_path: Path, store_root: Path, digits: np.ndarray, models: dict
 ) -> None:
     count = 6
-    with live_server(tmp_path, store_root, default_model="mlp2-p2", max_delay_ms=1500, max_batch_size=4096) as live:
+    settings = {"default_model": "mlp2-p2", "max_delay_ms": 1500, "max_batch_size": 4096, "access_log": False}
+    with live_server(tmp_path, store_root, **settings) as live:
         async with live.async_client() as client, live.async_client() as watcher:
             requests = [
                 asyncio.ensure_future(client.post("/encode", json={"images": [digit.tolist()]}))
@@ -383,6 +385,7 @@ async def test_sigterm_answers_the_queued_requests_then_exits_cleanly(
     assert "Application shutdown complete." in live.log()
     assert exited < 8, f"exited {exited:.1f} s after SIGTERM"
     assert "Traceback" not in live.log()
+    assert "POST /encode" not in live.log()  # AE_ACCESS_LOG=false; the server's own lines are still there
 
 
 def _post_and_hang_up(port: int, body: bytes, wait_until: Any = None) -> None:
