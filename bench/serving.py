@@ -81,7 +81,7 @@ SERVERS = {
         ServerSpec("bare", "framework-free (plain ASGI, raw bytes only)", "bare"),
     )
 }  # fmt: skip
-DEFAULT_SERVERS = ["default", "on", "off", "1w", "naive", "ceiling", "bare"]
+DEFAULT_SERVERS = ["default", "on", "off", "1w", "nolog", "naive", "ceiling", "bare"]
 
 
 @dataclass
