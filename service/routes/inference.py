@@ -60,9 +60,7 @@ async def infer(request: Request, served: ServedModel, kind: str, inputs: np.nda
     try:
         return await work
     except asyncio.CancelledError:
-        if any(
-            w.done() and not w.cancelled() for w in watchers
-        ):  # the client left; not a shutdown cancelling this task
+        if any(w.done() and not w.cancelled() for w in watchers):  # the client left, not a shutdown
             raise ClientGone("client disconnected while its request was queued") from None
         raise
     finally:
