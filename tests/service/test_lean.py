@@ -5,8 +5,10 @@ LeanApp takes their requests past the router and FastAPI's own layers, with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, ClassVar
 
+import numpy as np
 import pytest
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.testclient import TestClient
@@ -14,8 +16,10 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.app import create_app
 from service.errors import NotFound, install_error_handlers
 from service.lean import LeanApp, LeanRoute
+from service.settings import Settings
 
 
 class Paging(BaseModel):
@@ -147,3 +151,57 @@ def test_with_an_app_wide_body_limit_every_request_takes_the_full_stack() -> Non
     with TestClient(_lean_app(max_body_size=10)) as client:
         assert client.post("/page", content=b"0123456789").json()["page"] == 1
     assert [(full_stack, status) for _, full_stack, _, status in Recorder.seen] == [(True, 200)]
+
+
+def test_the_service_answers_through_the_lane_exactly_as_through_the_full_stack(
+    configure: Callable[..., Settings], digits: np.ndarray
+) -> None:
+    app = create_app(configure(api_key="secret", cors_origins=["http://demo.example"]))
+    full_stack = FastAPI.build_middleware_stack(app)  # what the app would be without the lane
+
+    async def either(scope: Scope, receive: Receive, send: Send) -> None:
+        """The service, or with an `x-full-stack` header its full stack: both in one event loop and lifespan."""
+        if scope["type"] == "http" and (b"x-full-stack", b"1") in scope["headers"]:
+            scope["app"] = app
+            await full_stack(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    auth = {"Authorization": "Bearer secret"}
+    raw = {**auth, "Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}
+    json = {**auth, "Content-Type": "application/json"}
+    pixels = np.rint(digits[:2] * 255).astype(np.uint8).tobytes()
+    one_image = b'{"images": [[' + b"0.5, " * 783 + b"0.5]]}"
+    requests: list[tuple[int, str, str, dict[str, str], bytes]] = [  # (the status expected, request)
+        (200, "POST", "/reconstruct", raw, pixels),
+        (200, "POST", "/reconstruct?format=png", raw, pixels),
+        (200, "POST", "/encode", json, one_image),
+        (200, "POST", "/encode", {**json, "Origin": "http://demo.example"}, one_image),  # with CORS headers
+        (200, "POST", "/decode?model=mlp2-p8", json, b'{"latents": [[1, 2, 3, 4, 5, 6, 7, 8]]}'),
+        (200, "GET", "/latent-map?limit=5", auth, b""),
+        (401, "POST", "/reconstruct", {"Content-Type": "application/octet-stream"}, pixels),  # no API key
+        (404, "POST", "/reconstruct?model=nope", raw, pixels),
+        (422, "POST", "/reconstruct?version=zero", raw, pixels),
+        (406, "POST", "/reconstruct?format=gif", raw, pixels),
+        (422, "POST", "/reconstruct", raw, pixels[:-1]),
+        (415, "POST", "/encode", {**auth, "Content-Type": "text/plain"}, b"hello"),
+        (400, "POST", "/decode", json, b"{not json"),
+    ]
+    with TestClient(either) as client:
+        for status, method, url, headers, body in requests:
+            lane = client.request(method, url, headers=headers, content=body)
+            full = client.request(method, url, headers={**headers, "x-full-stack": "1"}, content=body)
+            assert lane.status_code == status, (url, lane.text)
+            assert (lane.status_code, lane.headers, lane.content) == (full.status_code, full.headers, full.content), url
+            if "Origin" in headers:
+                assert lane.headers["access-control-allow-origin"] == "http://demo.example"
+    counted = [
+        (sample.labels, sample.value)
+        for metric in app.state.metrics.registry.collect()
+        if metric.name == "ae_requests"
+        for sample in metric.samples
+        if sample.name == "ae_requests_total"
+    ]
+    # every request counted once, under its route and model, whichever way it went
+    assert counted and all(value % 2 == 0 for _, value in counted), counted
+    assert {labels["endpoint"] for labels, _ in counted} == {"/reconstruct", "/encode", "/decode", "/latent-map"}
