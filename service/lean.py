@@ -8,7 +8,7 @@ parameters, validated here into the same 422 as FastAPI's; errors it raises reac
 exception handlers as from any route. Signature and query model also give the OpenAPI docs.
 
 `LeanApp` also takes their requests past the router and the layers FastAPI wraps around every
-app (`with_lean_lane`): another 12 us per request.
+app (`with_lean_lane`): another 8 us per request.
 """
 
 from __future__ import annotations
