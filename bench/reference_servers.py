@@ -31,7 +31,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models import Autoencoder, Checkpoint, CheckpointStore
-from models.checkpoint import load_latents
 from service.app import on_torch_threads
 from service.batcher import MicroBatcher
 from service.catalog import ServedModel
@@ -93,7 +92,7 @@ def bare_app(checkpoint: Checkpoint, device: torch.device) -> ASGIApp:
     their defaults; no FastAPI."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     workers = settings.workers(device)
-    served = ServedModel(checkpoint, load_latents(checkpoint.path, checkpoint.config.latent_size), device)
+    served = ServedModel(checkpoint, device)
     batcher = MicroBatcher(
         on_torch_threads(served.forward, settings.large_pass_threads(workers)),
         max_batch_size=settings.max_batch_size,

@@ -69,9 +69,13 @@ class LatentSet:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """One version, loaded whole: its model, metadata, per-epoch history and test-set latents."""
+
     path: Path
     metadata: dict[str, Any]
     model: Autoencoder
+    history: list[dict[str, float]]
+    latents: LatentSet
 
     @property
     def name(self) -> str:
@@ -147,7 +151,10 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Validate a version folder and rebuild its model from the config stored beside it."""
+    """Validate a version folder and load everything it holds; the model rebuilt from its stored config.
+
+    The one way to load a version: the service, the report and the benchmarks all call it.
+    """
     folder = Path(folder)
     metadata = read_metadata(folder)
     try:
@@ -160,11 +167,16 @@ def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpo
     except RuntimeError as e:  # missing, unexpected or wrongly shaped tensors, one per line
         details = "; ".join(line.strip() for line in str(e).splitlines()[1:])
         raise CheckpointError(folder / WEIGHTS, f"weights do not fit the architecture: {details}") from None
-    load_latents(folder, config.latent_size)  # a version is only valid whole
-    return Checkpoint(path=folder, metadata=metadata, model=model.to(device).eval())
+    return Checkpoint(
+        path=folder,
+        metadata=metadata,
+        model=model.to(device).eval(),
+        history=read_history(folder),
+        latents=_load_latents(folder, config.latent_size),
+    )
 
 
-def load_latents(folder: Path, latent_size: int) -> LatentSet:
+def _load_latents(folder: Path, latent_size: int) -> LatentSet:
     path = Path(folder) / LATENTS
     tensors = _load_tensors(path)
     codes, labels = tensors.get("codes"), tensors.get("labels")
@@ -183,5 +195,10 @@ def load_latents(folder: Path, latent_size: int) -> LatentSet:
 
 
 def read_history(folder: Path) -> list[dict[str, float]]:
-    with open(Path(folder) / HISTORY, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """history.csv as rows of floats; also read alone, for runs whose weights are not needed."""
+    path = Path(folder) / HISTORY
+    try:
+        with open(path, newline="") as f:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except (ValueError, TypeError, csv.Error, UnicodeDecodeError) as e:
+        raise CheckpointError(path, f"not a valid history ({e})") from None

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models import Checkpoint, CheckpointError, CheckpointStore, LatentSet, load_checkpoint
-from models.checkpoint import load_latents
+from models import Checkpoint, CheckpointError, CheckpointStore, load_checkpoint
 from models.store import check_name
 from service.batcher import MicroBatcher, Outputs
 from service.codecs import as_unit_floats
@@ -29,15 +28,15 @@ def _pixels(images: torch.Tensor) -> torch.Tensor:
 @dataclass
 class ServedModel:
     checkpoint: Checkpoint
-    latents: LatentSet
     device: torch.device
     map_points: np.ndarray = field(init=False)  # the test set on the 2-D map, (N, 2)
     map_labels: np.ndarray = field(init=False)  # their digits, (N,)
     batcher: MicroBatcher | None = None
 
     def __post_init__(self) -> None:
-        self.map_points = self.latents.to_map(self.latents.codes).numpy()
-        self.map_labels = self.latents.labels.numpy()
+        latents = self.checkpoint.latents
+        self.map_points = latents.to_map(latents.codes).numpy()
+        self.map_labels = latents.labels.numpy()
 
     @property
     def name(self) -> str:
@@ -79,7 +78,7 @@ class ServedModel:
             return {key: value.cpu().numpy() for key, value in out.items()}
 
     def to_map(self, codes: np.ndarray) -> np.ndarray:
-        return self.latents.to_map(torch.from_numpy(codes)).numpy()
+        return self.checkpoint.latents.to_map(torch.from_numpy(codes)).numpy()
 
     def warm(self) -> None:
         images = np.zeros((2, self.checkpoint.config.input_size), np.float32)
@@ -124,12 +123,11 @@ class Catalog:
                 path = self.store.path(name, version)
                 try:
                     checkpoint = load_checkpoint(path, self.device)
-                    latents = load_latents(path, checkpoint.config.latent_size)
                 except CheckpointError as e:
                     self.skipped[f"{name}/{version}"] = str(e)
                     log.warning("not serving %s version %d: %s", name, version, e)
                     continue
-                served = ServedModel(checkpoint, latents, self.device)
+                served = ServedModel(checkpoint, self.device)
                 served.warm()
                 self.models.setdefault(name, {})[version] = served
         log.info("serving %d versions of %d models on %s", len(self), len(self.models), self.device)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from models import Autoencoder, Checkpoint
-from models.checkpoint import load_latents, read_history
 from training.data import ImageData
 from training.publish import encode_all
 from training.report_metrics import CLASSES, LatentScores, LinearAutoencoder, latent_scores
@@ -99,14 +98,13 @@ def evaluate_model(checkpoint: Checkpoint, data: ImageData) -> ModelResult:
         scores=latent_scores(train_codes.numpy(), data.train_labels.numpy(), test_codes.numpy(), labels),
     )
     # The map uses the projection stored with the checkpoint: the same one the service draws with.
-    latents = load_latents(checkpoint.path, model.config.latent_size)
     return ModelResult(
         name=checkpoint.name,
         version=checkpoint.version,
         metadata=checkpoint.metadata,
-        history=read_history(checkpoint.path),
+        history=checkpoint.history,
         evaluation=evaluation,
-        map_points=latents.to_map(test_codes).numpy(),
+        map_points=checkpoint.latents.to_map(test_codes).numpy(),
         map_labels=labels,
         manifold=_manifold(checkpoint, test_codes.numpy()) if evaluation.p == 2 else None,
     )

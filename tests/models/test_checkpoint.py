@@ -56,10 +56,8 @@ def test_save_then_load_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_projection_maps_codes_to_two_dimensions(tmp_path: Path) -> None:
-    from models.checkpoint import load_latents
-
     write_small(tmp_path)
-    latents = load_latents(tmp_path, 8)
+    latents = load_checkpoint(tmp_path).latents
     points = latents.to_map(latents.codes)
     assert points.shape == (64, 2)
     assert torch.allclose(points, (latents.codes - latents.codes.mean(0))[:, :2], atol=1e-6)

@@ -134,11 +134,9 @@ def test_png_outputs(client: TestClient, digits: np.ndarray) -> None:
 
 
 def test_latent_map_for_p2_and_p8(client: TestClient, store_root) -> None:  # type: ignore[no-untyped-def]
-    from models.checkpoint import load_latents
-
     small = client.get("/latent-map?limit=5").json()
     assert small["projection"] == "identity" and len(small["points"]) == 5
-    codes = load_latents(CheckpointStore(store_root).path("mlp2-p2", 2), 2)
+    codes = CheckpointStore(store_root).load("mlp2-p2", 2).latents
     assert small["points"][0]["label"] == int(codes.labels[0])
     assert small["points"][0]["x"] == pytest.approx(float(codes.codes[0, 0]), abs=1e-4)
     p8 = client.get("/latent-map?model=mlp2-p8").json()

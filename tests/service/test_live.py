@@ -32,7 +32,6 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import CheckpointStore
-from models.checkpoint import load_latents
 from service.imaging import decode_png, encode_png
 from training.data import ImageData
 
@@ -228,7 +227,7 @@ def test_reconstruct_every_output_format(http: httpx.Client, digits: np.ndarray,
 def test_latent_map_json_and_png(http: httpx.Client, digits: np.ndarray, store_root: Path) -> None:
     small = http.get("/latent-map?limit=5")
     assert small.status_code == 200, small.text
-    stored = load_latents(CheckpointStore(store_root).path("mlp2-p2", 2), 2)
+    stored = CheckpointStore(store_root).load("mlp2-p2", 2).latents
     body = small.json()
     assert body["projection"] == "identity" and len(body["points"]) == 5
     for point, code, label in zip(body["points"], stored.codes[:5].tolist(), stored.labels[:5].tolist(), strict=True):
@@ -519,7 +518,7 @@ def run_tutorial(store: Path, workdir: Path) -> None:
             np.testing.assert_allclose(value["reconstructions"], want, atol=1e-4)
             np.testing.assert_allclose(value["mse"], ((want - seven) ** 2).mean(axis=1), rtol=1e-3)
         elif url.path == "/latent-map":
-            stored = load_latents(latest[model].path, latest[model].config.latent_size)
+            stored = latest[model].latents
             limit = int(url.params["limit"])
             points = stored.to_map(stored.codes[:limit]).tolist()
             assert value["points"] == [

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models import CheckpointStore, get_config, load_checkpoint
-from models.checkpoint import load_latents, read_history
+from models.checkpoint import read_history
 from training.cli import main
 from training.data import ImageData
 from training.loop import TrainingDiverged, evaluate, fit
@@ -81,7 +81,7 @@ def test_cli_publishes_versions_that_load(data_root: Path, tmp_path: Path, mnist
     assert meta["metrics"]["test_mse"] == pytest.approx(history[-1]["test_mse"])
     test_images = mnist.test_images[:256]
     assert evaluate(checkpoint.model, test_images) == pytest.approx(meta["metrics"]["test_mse"], rel=1e-5)
-    latents = load_latents(store.path("mlp2-p8", 2), 8)
+    latents = checkpoint.latents
     assert latents.codes.shape == (256, 8) and torch.equal(latents.labels, mnist.test_labels[:256])
     assert latents.to_map(latents.codes).shape == (256, 2)
     assert not (tmp_path / ".train-state").exists() or not any((tmp_path / ".train-state").iterdir())
