@@ -1,7 +1,11 @@
 # The autoencoder service: one uvicorn process per container (it holds the models and one
 # batch queue per model version), so scale out with replicas, never with workers.
 #
-#   docker build -t mnist-autoencoders .
+#   docker build -t mnist-autoencoders .                           # the service (target serve)
+#   docker build --target train -t mnist-autoencoders:train .     # ae-train and ae-report
+#
+# The serving image holds only what serves: the runtime dependencies, models/ and service/, and
+# the shipped checkpoints; the training image adds the [train] extra and training/.
 #
 # Build arguments:
 #   BASE_IMAGE       any Debian/Ubuntu image with python >= 3.11 and pip on PATH. For CUDA, an
@@ -14,7 +18,7 @@
 # The process runs as the non-root user `app`, uid:gid 1000:1000 (numeric, so a runtime can check
 # it is not root); a container that writes to a bind mount needs that owner or a `--user` override.
 ARG BASE_IMAGE=python:3.11-slim
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS base
 
 ARG TORCH_INDEX_URL=""
 
@@ -29,17 +33,32 @@ RUN groupadd --gid 1000 app \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer: read from pyproject.toml alone, so editing the code
-# does not reinstall torch. (The versions are pinned in pyproject.toml.)
+# The runtime dependencies first, in their own layer: read from pyproject.toml alone, so editing
+# the code does not reinstall torch. (The versions are pinned in pyproject.toml.)
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
         > /tmp/requirements.txt \
     && pip install --no-cache-dir ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# Then the code, installed without touching the dependencies.
+
+# Training: `docker compose --profile train run --rm train`.
+FROM base AS train
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['train'], sep='\n')" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 COPY models ./models
 COPY training ./training
+RUN pip install --no-cache-dir --no-deps . \
+    && rm -rf build ./*.egg-info
+USER 1000:1000
+CMD ["ae-train", "--all", "--store", "/app/checkpoints"]
+
+
+# Serving, the default target: the code installed without touching the dependencies.
+FROM base AS serve
+COPY models ./models
 COPY service ./service
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info

