@@ -31,6 +31,24 @@ WEIGHTS, METADATA, HISTORY, LATENTS = (
 REQUIRED_FILES = (WEIGHTS, METADATA, HISTORY, LATENTS)
 HISTORY_FIELDS = ("epoch", "train_mse", "test_mse", "seconds")
 REQUIRED_KEYS = ("format", "name", "architecture", "dataset", "metrics", "files")
+# The JSON type of each key readers rely on, where present (a bool is not an int here).
+KEY_TYPES: dict[str, type] = {
+    "format": int,
+    "name": str,
+    "config": str,
+    "architecture": dict,
+    "dataset": dict,
+    "metrics": dict,
+    "files": dict,
+    "recipe": dict,
+    "timings": dict,
+    "versions": dict,
+    "seed": int,
+    "epochs": int,
+    "parameters": int,
+    "created": str,
+}
+CHECKSUMMED = (WEIGHTS, HISTORY, LATENTS)  # model.json's "files": exactly these, each with its sha256
 
 
 class CheckpointError(Exception):
@@ -109,7 +127,7 @@ def write_checkpoint(
         writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    files = {name: sha256_file(folder / name) for name in (WEIGHTS, HISTORY, LATENTS)}
+    files = {name: sha256_file(folder / name) for name in CHECKSUMMED}
     full = {
         "format": FORMAT_VERSION,
         **metadata,
@@ -121,7 +139,7 @@ def write_checkpoint(
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
-    """model.json, checked for the keys every reader relies on, and every file's checksum."""
+    """model.json, checked for the keys and types every reader relies on, and every file's checksum."""
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise CheckpointError(folder / name, "required file is missing")
@@ -135,12 +153,33 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise CheckpointError(path, f"missing keys: {', '.join(missing)}")
-    if metadata["format"] != FORMAT_VERSION:
+    if _kind(metadata["format"]) is not int or metadata["format"] != FORMAT_VERSION:
         raise CheckpointError(path, f"format {metadata['format']!r}, expected {FORMAT_VERSION}")
+    _check_types(path, metadata)
     for name, expected in metadata["files"].items():
         if sha256_file(folder / name) != expected:
             raise CheckpointError(folder / name, "checksum does not match model.json (corrupted?)")
     return metadata
+
+
+def _kind(value: Any) -> type:
+    return type(value) if not isinstance(value, bool) else bool
+
+
+def _check_types(path: Path, metadata: dict[str, Any]) -> None:
+    for key, expected in KEY_TYPES.items():
+        if key in metadata and _kind(metadata[key]) is not expected:
+            raise CheckpointError(path, f"{key!r} must be a JSON {_JSON_NAMES[expected]}")
+    if _kind(metadata["dataset"].get("name")) is not str:
+        raise CheckpointError(path, "'dataset' needs a 'name' string")
+    if any(_kind(v) not in (int, float) for v in metadata["metrics"].values()):
+        raise CheckpointError(path, "'metrics' must map names to numbers")
+    files = metadata["files"]
+    if sorted(files) != sorted(CHECKSUMMED) or not all(_kind(v) is str for v in files.values()):
+        raise CheckpointError(path, f"'files' must give the sha256 of exactly {', '.join(CHECKSUMMED)}")
+
+
+_JSON_NAMES = {int: "integer", str: "string", dict: "object"}
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -150,12 +189,14 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(path, f"unreadable safetensors file ({e})") from None
 
 
-def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(folder: Path, device: str | torch.device = "cpu", within: Path | None = None) -> Checkpoint:
     """Validate a version folder and load everything it holds; the model rebuilt from its stored config.
 
-    The one way to load a version: the service, the report and the benchmarks all call it.
+    The one way to load a version: the service, the report and the benchmarks all call it. Nothing
+    is read from outside `within` (default: the folder itself), whatever symlinks there are.
     """
     folder = Path(folder)
+    _check_confined(folder, Path(within) if within is not None else folder)
     metadata = read_metadata(folder)
     try:
         config = AutoencoderConfig.from_dict(metadata["architecture"])
@@ -174,6 +215,14 @@ def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> Checkpo
         history=read_history(folder),
         latents=_load_latents(folder, config.latent_size),
     )
+
+
+def _check_confined(folder: Path, within: Path) -> None:
+    """Refuse a version whose folder or files (through symlinks) lie outside `within`."""
+    boundary = within.resolve()
+    for path in (folder, *(folder / name for name in REQUIRED_FILES)):
+        if path.exists() and not path.resolve().is_relative_to(boundary):
+            raise CheckpointError(path, f"leads out of {within} (to {path.resolve()}); refused")
 
 
 def _load_latents(folder: Path, latent_size: int) -> LatentSet:

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # Lower-case letters, digits and dashes: a name can never climb out of the store.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,17}$")  # ASCII digits only (str.isdigit takes "²"), no leading 0
 STAGING_PREFIX = ".tmp-"
 
 
@@ -51,17 +52,39 @@ class CheckpointStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name))
 
     def versions(self, name: str) -> list[int]:
-        """Published versions, oldest first; staging folders (.tmp-*) are invisible."""
+        """Published versions, oldest first; staging folders (.tmp-*) and other hidden entries are invisible."""
         folder = self.root / check_name(name)
         if not folder.is_dir():
             return []
-        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.fullmatch(p.name))
+
+    def problems(self) -> dict[str, str]:
+        """Visible entries that are neither a model nor a version ("name/entry" -> why), to report, not load."""
+        found: dict[str, str] = {}
+        if not self.root.is_dir():
+            return found
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if not entry.is_dir() or not NAME_PATTERN.fullmatch(entry.name):
+                found[entry.name] = "not a model folder (lower-case letters, digits and dashes)"
+                continue
+            for version in sorted(entry.iterdir()):
+                hidden, valid = version.name.startswith("."), VERSION_PATTERN.fullmatch(version.name)
+                if not hidden and not (valid and version.is_dir()):
+                    found[f"{entry.name}/{version.name}"] = "not a version folder (a number from 1, ASCII digits)"
+        return found
 
     def path(self, name: str, version: int) -> Path:
         return self.root / check_name(name) / str(int(version))
 
     def load(self, name: str, version: int, device: str | torch.device = "cpu") -> Checkpoint:
-        return load_checkpoint(self.path(name, version), device)
+        """One version, read from inside the store only; its model.json must name the folder's model."""
+        checkpoint = load_checkpoint(self.path(name, version), device, within=self.root)
+        if checkpoint.name != name:
+            raise CheckpointError(checkpoint.path / "model.json", f"names model {checkpoint.name!r}, "
+                                  f"but lies in the folder of {name!r}")  # fmt: skip
+        return checkpoint
 
     def load_latest(self, name: str, device: str | torch.device = "cpu") -> Checkpoint:
         """The highest version that validates; broken ones are skipped with a logged reason."""
