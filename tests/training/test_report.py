@@ -15,8 +15,9 @@ from training.data import ImageData
 from training.loop import fit
 from training.publish import publish
 from training.recipes import get_recipe
-from training.report import build_report, latest_checkpoints, main, ordered_names
-from training.report_metrics import confused_pairs, fit_linear_autoencoders, latent_scores
+from training.report import build_report, latest_checkpoints, main
+from training.report.metrics import confused_pairs, fit_linear_autoencoders, latent_scores
+from training.report.sources import ordered_names
 
 SECTIONS = ["# Experiment report", "## Summary", "## Reconstructions", "## Loss curves", "## Latent maps"]
 SECTIONS += ["### Decoded manifolds (p = 2)", "## Confusions"]
@@ -186,7 +187,8 @@ def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
 
 
 def test_recipes_section_compares_with_reference_runs(store_root: Path, small_mnist: ImageData, tmp_path: Path) -> None:
-    from training.report_recipes import mean_image_mse, reference_runs
+    from training.report.recipes import mean_image_mse
+    from training.report.sources import reference_runs
 
     reference_root = tmp_path / "reference"
     recipe = get_recipe("reference").with_epochs(1).with_loader("tensor")

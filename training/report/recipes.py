@@ -4,48 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
 
-from models import CheckpointError, CheckpointStore
-from models.checkpoint import read_history, read_metadata
 from training.data import ImageData
-from training.report_figures import new_figure
-from training.report_format import figure_file, mse, table
-from training.report_results import ModelResult
+from training.report.charts import log_mse_axis
+from training.report.figures import new_figure
+from training.report.markdown import figure_file, mse, table
+from training.report.results import ModelResult
+from training.report.sources import Run
 
 FIGURE = figure_file("recipes")
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished training run: what the comparison needs, without the weights."""
-
-    metadata: dict[str, Any]
-    history: list[dict[str, float]]
-
-    @property
-    def test_mse(self) -> float:
-        return float(self.metadata["metrics"]["test_mse"])
-
-
-def reference_runs(store: CheckpointStore, names: Sequence[str]) -> dict[str, Run]:
-    """The latest valid reference-recipe version of each of `names` found in `store`."""
-    runs = {}
-    for name in names:
-        for version in reversed(store.versions(name) if name in store.names() else []):
-            folder = store.path(name, version)
-            try:
-                metadata = read_metadata(folder)
-            except CheckpointError:
-                continue
-            if metadata.get("recipe", {}).get("name") == "reference":
-                runs[name] = Run(metadata, read_history(folder))
-                break
-    return runs
 
 
 def mean_image_mse(data: ImageData) -> float:
@@ -65,9 +34,7 @@ def figure(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) -
         for label, history, style in (("fast", result.history, "-"), ("reference", runs[result.name].history, "--")):
             ax.plot([h["epoch"] for h in history], [h["test_mse"] for h in history], style, label=label)
         ax.axhline(floor, color="grey", linewidth=0.8, linestyle=":", label="mean image")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.03, as in the tables
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        log_mse_axis(ax)
         ax.set_title(result.name, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)

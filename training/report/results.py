@@ -10,7 +10,7 @@ import torch
 
 from models import Checkpoint
 from training.data import ImageData
-from training.report_metrics import CLASSES, LatentScores, LinearAutoencoder, latent_scores
+from training.report.metrics import CLASSES, LatentScores, LinearAutoencoder, latent_scores
 
 SAMPLES_PER_DIGIT = 2
 MANIFOLD_STEPS = 15  # a 15 x 15 grid of decoded points: digits stay legible at GitHub's page width
@@ -29,6 +29,14 @@ class Evaluation:
     digit_mse: np.ndarray  # (CLASSES,) mean test MSE per digit
     samples: np.ndarray  # (k, 784) reconstructions of the fixed sample digits
     scores: LatentScores
+
+
+Baselines = dict[tuple[str, int], Evaluation]  # PCA by (data set, p)
+
+
+def baseline(baselines: Baselines, evaluation: Evaluation) -> Evaluation:
+    """The PCA baseline a model is measured against: the same data set, the same p."""
+    return baselines[(evaluation.dataset, evaluation.p)]
 
 
 @dataclass(frozen=True)
