@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +20,14 @@ from training.publish import publish
 from training.recipes import get_recipe
 from training.report import build_report, latest_checkpoints, main
 from training.report.metrics import confused_pairs, fit_linear_autoencoders, latent_scores
-from training.report.sources import ordered_names
+from training.report.recipes import mean_image_mse
+from training.report.sources import ordered_names, reference_runs
 
 SECTIONS = ["# Experiment report", "## Summary", "## Reconstructions", "## Loss curves", "## Latent maps"]
 SECTIONS += ["### Decoded manifolds (p = 2)", "## Confusions"]
 MODELS = ["mlp2-p2", "mlp2-p8"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +172,8 @@ def test_training_all_configurations_writes_the_report(
     assert train_main(args) == 0
     text = (out / "README.md").read_text()
     assert "| **mlp2-p2** |" in text
-    assert "## Recipes compared" not in text and f"regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
+    assert "## Recipes compared" not in text and "Without `--reference`" not in text
+    assert f"regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
 
 
 def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
@@ -183,37 +189,96 @@ def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
     assert train_main([*args, "--reference", str(reference)]) == 0
     text = (out / "README.md").read_text()
     assert "## Recipes compared" in text and "| mlp2-p2 | 1 |" in text.split("## Recipes compared")[1]
-    assert f"regenerate it with `ae-report --store {tmp_path / 'store'} --reference {reference}`." in text
+    assert f"regenerate it with `ae-report --store {tmp_path / 'store'}`. Without `--reference` that keeps" in text
 
 
-def test_recipes_section_compares_with_reference_runs(store_root: Path, small_mnist: ImageData, tmp_path: Path) -> None:
-    from training.report.recipes import mean_image_mse
-    from training.report.sources import reference_runs
+@pytest.fixture(scope="module")
+def reference_root(small_mnist: ImageData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with a one-epoch reference-recipe run of mlp2-p2, and a fast-recipe version on top of it."""
+    root = tmp_path_factory.mktemp("reference")
+    for recipe in (get_recipe("reference").with_epochs(1).with_loader("tensor"), get_recipe("fast").with_epochs(1)):
+        trained = fit(get_config("mlp2-p2"), small_mnist, recipe)
+        publish(CheckpointStore(root), "mlp2-p2", "mlp2-p2", trained, small_mnist, recipe, 0)
+    return root
 
-    reference_root = tmp_path / "reference"
-    recipe = get_recipe("reference").with_epochs(1).with_loader("tensor")
-    trained = fit(get_config("mlp2-p2"), small_mnist, recipe)
-    publish(CheckpointStore(reference_root), "mlp2-p2", "mlp2-p2", trained, small_mnist, recipe, 0)
-    # a fast-recipe version on top is not a reference run: the comparison looks past it
-    fast = get_recipe("fast").with_epochs(1)
-    publish(CheckpointStore(reference_root), "mlp2-p2", "mlp2-p2", fit(get_config("mlp2-p2"), small_mnist, fast),
-            small_mnist, fast, 0)  # fmt: skip
+
+@pytest.fixture(scope="module")
+def compared(
+    store_root: Path, reference_root: Path, small_mnist: ImageData, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A report with the "Recipes compared" section, as `ae-report --reference` writes it."""
+    checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
     runs = reference_runs(CheckpointStore(reference_root), MODELS)
+    return build_report(checkpoints, small_mnist, tmp_path_factory.mktemp("compared"), str(store_root), runs)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_recipes_section_compares_with_reference_runs(
+    compared: Path, store_root: Path, reference_root: Path, small_mnist: ImageData
+) -> None:
+    runs = reference_runs(CheckpointStore(reference_root), MODELS)
+    # the fast-recipe version on top is not a reference run: the comparison looks past it
     assert list(runs) == ["mlp2-p2"] and len(runs["mlp2-p2"].history) == 1
 
     floor = mean_image_mse(small_mnist)
     mean = small_mnist.train_images.mean(0)
     assert floor == pytest.approx(((small_mnist.test_images - mean) ** 2).mean().item())
 
-    checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
-    readme = build_report(checkpoints, small_mnist, tmp_path / "report", str(store_root), runs, "runs/reference")
-    text = readme.read_text()
-    assert "## Recipes compared" in text and "figures/recipes.png" in _linked_figures(readme)
-    assert f"regenerate it with `ae-report --store {store_root} --reference runs/reference`." in text
+    text = compared.read_text()
+    assert "## Recipes compared" in text and "figures/recipes.png" in _linked_figures(compared)
+    assert f"regenerate it with `ae-report --store {store_root}`. Without `--reference` that keeps" in text
     two_epochs, one_epoch = trained_mse(store_root), runs["mlp2-p2"].test_mse
     verdict = "fast" if two_epochs < one_epoch else "reference"
     assert f"| mlp2-p2 | 2 | {two_epochs:.4f} | 1 | {one_epoch:.4f} | **{verdict}** |" in text
     assert "mlp2-p8 |" not in text.split("## Recipes compared")[1]  # no reference run: not compared
+
+
+def test_regenerating_without_the_reference_runs_keeps_the_recipe_comparison(
+    compared: Path, store_root: Path, data_root: Path, tmp_path: Path
+) -> None:
+    """A fresh clone has no reference runs: the command the report gives still regenerates it whole."""
+    shutil.copytree(compared.parent, tmp_path, dirs_exist_ok=True)
+    args = ["--store", str(store_root), "--out", str(tmp_path), "--data-dir", str(data_root), "--no-download"]
+    assert main(args) == 0
+    assert _files(tmp_path) == _files(compared.parent)  # the section and its figure too, byte for byte
+
+
+def test_regenerating_other_checkpoints_without_the_reference_runs_is_refused(
+    compared: Path, store_root: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keeping a comparison of other checkpoints would be wrong, dropping it silent: neither, it says so."""
+    other_store, out = tmp_path / "other-store", tmp_path / "report"
+    shutil.copytree(store_root, other_store)
+    shutil.copytree(compared.parent, out)
+    args = ["--store", str(other_store), "--out", str(out), "--data-dir", str(data_root), "--no-download"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    assert "compares the recipes for other checkpoints" in capsys.readouterr().err
+    assert _files(out) == _files(compared.parent)  # nothing written, nothing removed
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [("missing", "no such folder of reference-recipe runs"), ("store", "no reference-recipe runs of mlp2-p2, mlp2-p8")],
+)
+def test_reference_store_without_reference_runs_is_refused_in_one_line(
+    reference: str, expected: str, compared: Path, store_root: Path, tmp_path: Path
+) -> None:
+    """`--reference` naming no folder (or one with no reference-recipe runs) is a mistake, not a request to drop."""
+    out = tmp_path / "report"
+    shutil.copytree(compared.parent, out)
+    store = tmp_path / "runs" / "reference" if reference == "missing" else store_root  # store: fast runs only
+    args = ["--store", str(store_root), "--out", str(out), "--reference", str(store)]
+    result = subprocess.run(
+        [sys.executable, "-m", "training.report", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"ae-report: error: --reference {store}: {expected}"]
+    assert _files(out) == _files(compared.parent)
 
 
 def trained_mse(store_root: Path) -> float:

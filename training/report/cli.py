@@ -21,7 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="report on models of this data set")
-    parser.add_argument("--reference", type=Path, help="a store of reference-recipe runs to compare the recipes with")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="STORE",
+        help='a store of reference-recipe runs to compute the "Recipes compared" section from; without it, '
+        "that section of the report in --out is kept as it is, if the checkpoints are the same",
+    )
     return parser
 
 

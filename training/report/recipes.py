@@ -1,9 +1,16 @@
-"""The report's comparison of the two recipes, from a second store of reference-recipe runs."""
+"""The report's comparison of the two recipes, from a second store of reference-recipe runs.
+
+Those runs take about an hour to train and are not shipped, so a report regenerated without them
+(a fresh clone) keeps the section and its figure as they are, as long as it reports on the same
+checkpoints; for any others it refuses rather than drop the section or its figure.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
@@ -12,9 +19,12 @@ from training.report.charts import log_mse_axis
 from training.report.figures import new_figure
 from training.report.markdown import figure_file, mse, table
 from training.report.results import ModelResult
-from training.report.sources import Run
+from training.report.sources import ReportError, Run
 
 FIGURE = figure_file("recipes")
+HEADING = "## Recipes compared"
+# From the heading to the next section of the same level, or to the end of the report.
+SECTION = re.compile(rf"^{re.escape(HEADING)}$.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 
 
 def mean_image_mse(data: ImageData) -> float:
@@ -68,7 +78,7 @@ def section(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) 
         ),
     ]
     return "\n\n".join([
-        "## Recipes compared",
+        HEADING,
         f"The report's own recipe (`reference`: Adam lr {recipe['lr']}, batch {recipe['batch_size']}, constant rate, "
         f"{recipe['epochs']} epochs, batches from `{recipe['loader']}`) against the shipped `fast` recipe, "
         "test MSE per epoch.",
@@ -76,3 +86,24 @@ def section(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) 
         table(header, rows),
         "\n".join(lines),
     ])  # fmt: skip
+
+
+def kept_section(out: Path, provenance: str) -> str | None:
+    """The section of the report already in `out`, to keep as it is; None if it has none.
+
+    `provenance` names the checkpoints being reported on, as the report's header does: the
+    section is kept only if the report in `out` names the same ones.
+    """
+    readme = out / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    match = SECTION.search(text)
+    if match is None:
+        return None
+    if provenance not in text:
+        raise ReportError(
+            f"{readme} compares the recipes for other checkpoints than {provenance}: pass --reference with the "
+            "store of reference-recipe runs to recompute that section, or delete it from the file to drop it"
+        )
+    if not (out / FIGURE).is_file():
+        raise ReportError(f"{readme} compares the recipes but {out / FIGURE} is missing: pass --reference to redraw it")
+    return match.group(0).rstrip("\n")
