@@ -28,13 +28,16 @@ def provenance(checkpoints: Sequence[Checkpoint], source: str) -> str:
 def header(checkpoints: Sequence[Checkpoint], data: ImageData, source: str, compare: bool) -> str:
     """`compare`: the report has a section that compares the recipes."""
     regenerate = (
-        f"The same checkpoints give the same report, byte for byte; regenerate it with `ae-report --store {source}`."
+        f"Regenerate it with `ae-report --store {source}`. The same checkpoints give the same Markdown, byte for "
+        "byte, and on the same machine the same figures; on another machine a figure may differ by a few grey "
+        "levels in under 1 % of its pixels (it is drawn from the models' outputs, whose last bits differ between "
+        "CPUs)."
     )
     if compare:
         regenerate += (
-            ' Without `--reference` that keeps the "Recipes compared" section and its figure as they are, and refuses '
-            "if the checkpoints are not the ones they compare; `--reference STORE` recomputes them from a store of "
-            "reference-recipe runs."
+            ' Without `--reference` the command keeps the "Recipes compared" section and its figure as they are, '
+            "and refuses if the checkpoints are not the ones they compare; `--reference STORE` recomputes them from "
+            "a store of reference-recipe runs."
         )
     return "\n\n".join([
         "# Experiment report",
