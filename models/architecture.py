@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +43,18 @@ class AutoencoderConfig:
         )
 
 
+# Rows per forward pass of encode_all/decode_all: whole data sets pass without holding every
+# layer's activations for all of them at once.
+BATCH_SIZE = 4096
+
+
+@torch.inference_mode()
+def _in_batches(step: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, batch_size: int) -> torch.Tensor:
+    if not len(rows):
+        return step(rows)  # no batches to concatenate: the empty result, of the right width
+    return torch.cat([step(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)])
+
+
 def _stack(sizes: list[int], config: AutoencoderConfig) -> list[nn.Module]:
     """Linear layers through `sizes`, each followed by [BatchNorm] and the activation."""
     layers: list[nn.Module] = []
@@ -79,6 +92,14 @@ class Autoencoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
+
+    def encode_all(self, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+        """Codes of a whole data set, a batch at a time, without autograd; the caller sets eval()."""
+        return _in_batches(self.encode, images, batch_size)
+
+    def decode_all(self, latents: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+        """Images of any number of codes, a batch at a time, without autograd; the caller sets eval()."""
+        return _in_batches(self.decode, latents, batch_size)
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

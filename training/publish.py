@@ -18,19 +18,14 @@ from training.loop import TrainedModel
 from training.recipes import Recipe
 
 
-@torch.inference_mode()
-def encode_all(model: Autoencoder, images: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model.encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]).cpu()
-
-
 def latent_set(model: Autoencoder, data: ImageData) -> LatentSet:
     """The test set's codes; for p > 2 also a PCA to 2-D fitted on the training codes."""
-    codes = encode_all(model, data.test_images)
+    model.eval()
+    codes = model.encode_all(data.test_images).cpu()
     labels = data.test_labels.cpu()
     if codes.shape[1] <= 2:
         return LatentSet(codes, labels)
-    pca = PCA(n_components=2, svd_solver="full").fit(encode_all(model, data.train_images).numpy())
+    pca = PCA(n_components=2, svd_solver="full").fit(model.encode_all(data.train_images).cpu().numpy())
     return LatentSet(
         codes,
         labels,

@@ -42,13 +42,14 @@ TUNED: dict[tuple[str, str], dict[str, Any]] = {
     # One hidden layer at p = 2 overfits over 150 epochs (train MSE 0.0356, test 0.0395);
     # 40 epochs of smaller batches at a higher rate generalise better (test 0.0386).
     ("fast", "mlp1-p2"): {"epochs": 40, "batch_size": 128, "lr": 1e-2},
-    # The time-to-quality target (the reference's 100-epoch test MSE within 1/10 of its
-    # DataLoader time, `bench.train_speed`): with 150 epochs, seed 0 reaches the reference's 0.01116
-    # at epoch 38 (ratio 0.096). 40 epochs at lr 0.01 reach it at epoch 25 and end at test 0.0104
-    # (150 epochs: 0.0097; 40 epochs at lr 0.006: epoch 26, 0.0107).
+    # The time-to-quality target: the reference's 100-epoch test MSE within 1/10 of its
+    # DataLoader time (`bench.train_speed`; the times and ratios, and whether it still holds, are in
+    # BENCHMARKS.md#training). With 150 epochs, seed 0 reaches the reference's 0.01116 only at epoch
+    # 38, barely in time. 40 epochs at lr 0.01 reach it at epoch 25 and end at test 0.0104 (150
+    # epochs: 0.0097; 40 epochs at lr 0.006: epoch 26, 0.0107).
     ("fast", "mlp1-p16"): {"epochs": 40, "lr": 1e-2},
-    # Same target: with 150 epochs, seed 0 reaches the reference's 0.03570 only at epoch 38 (ratio
-    # 0.128). Seed 0, batch 256, first epoch reaching 0.03570 / final test MSE: 30 epochs at lr 0.01:
+    # Same target: with 150 epochs, seed 0 reaches the reference's 0.03570 only at epoch 38, too
+    # late. Seed 0, batch 256, first epoch reaching 0.03570 / final test MSE: 30 epochs at lr 0.01:
     # 21 / 0.0351 (seeds 1 and 2: 25 / 0.0355, 23 / 0.0353); 25 epochs at 0.01: 19 / 0.0354;
     # 40 at 0.01: 22 / 0.0345 (seed 1: 28); 40 at 0.003: 29 / 0.0354; 30 at 0.006: not reached.
     # Batches of 512 or 1,024 (faster epochs) did not reach it in 30 epochs; 150 epochs end at 0.0341.

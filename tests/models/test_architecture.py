@@ -65,3 +65,14 @@ def test_config_round_trips_through_dict() -> None:
 def test_invalid_config_is_rejected(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AutoencoderConfig(**kwargs)
+
+
+def test_encode_all_and_decode_all_match_one_pass_in_any_batch_size() -> None:
+    model = build_model("mlp2bn-p2").eval()
+    images = torch.rand(10, 784)
+    codes = model.encode_all(images, batch_size=3)  # 3 + 3 + 3 + 1: the last batch is short
+    assert not codes.requires_grad
+    with torch.no_grad():
+        assert torch.allclose(codes, model.encode(images), atol=1e-6)
+        assert torch.allclose(model.decode_all(codes, batch_size=4), model.decode(codes), atol=1e-6)
+    assert model.encode_all(images[:0]).shape == (0, 2)

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from models import CheckpointStore, get_config
+from models import CONFIGS, CheckpointStore, get_config
 from training.cli import main as train_main
 from training.data import ImageData
 from training.loop import fit
 from training.publish import publish
 from training.recipes import get_recipe
-from training.report import build_report, latest_checkpoints, main, ordered_names
-from training.report_metrics import confused_pairs, fit_linear_autoencoders, latent_scores
+from training.report import build_report, latest_checkpoints, main
+from training.report.figures import save
+from training.report.metrics import confused_pairs, fit_linear_autoencoders, latent_scores
+from training.report.output import model_drawings, sample_digits
+from training.report.recipes import mean_image_mse
+from training.report.results import evaluate_model
+from training.report.sources import ordered_names, reference_runs
 
 SECTIONS = ["# Experiment report", "## Summary", "## Reconstructions", "## Loss curves", "## Latent maps"]
 SECTIONS += ["### Decoded manifolds (p = 2)", "## Confusions"]
 MODELS = ["mlp2-p2", "mlp2-p8"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_REPORT = REPO / "docs" / "report"
+# "A few grey levels" (of 255) across machines, as the header says; the most seen between two machines is 4.
+GREY_LEVELS = 8
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +85,10 @@ def test_summary_has_a_row_per_configuration_and_a_pca_row_per_p(report: Path) -
     assert "**mlp2-p2** and **mlp2-p8** do not" in text
 
 
-def test_cli_gives_the_same_bytes_and_removes_stale_figures(
+def test_regenerating_on_one_machine_gives_the_same_bytes_and_removes_stale_figures(
     report: Path, store_root: Path, data_root: Path, tmp_path: Path
 ) -> None:
+    """The header's claim on one machine: the same Markdown and the same figures, byte for byte."""
     stale = tmp_path / "figures" / "latent_removed-model.png"
     stale.parent.mkdir()
     stale.write_bytes(PNG_SIGNATURE)
@@ -86,10 +99,29 @@ def test_cli_gives_the_same_bytes_and_removes_stale_figures(
     # The CLI loads all of MNIST, then keeps the images the checkpoints were trained on: the fixture's subset.
     assert (tmp_path / "README.md").read_bytes() == report.read_bytes()
     assert "2,048 training and 512 test images" in report.read_text()
+    assert "on the same machine the same figures" in report.read_text()
     for relative in _linked_figures(report):
         assert (tmp_path / relative).read_bytes() == (report.parent / relative).read_bytes(), relative
     assert not stale.exists()
     assert unrelated.read_text() == "kept"
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGBA"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_shipped_figures_redrawn_here_are_within_a_few_grey_levels(name: str, mnist: ImageData, tmp_path: Path) -> None:
+    """The header's claim across machines, on the figures of one shipped checkpoint (the cheap ones to redraw)."""
+    result = evaluate_model(CheckpointStore(REPO / "checkpoints").load_latest(name), mnist)
+    for relative, draw in model_drawings(result, *sample_digits(mnist)).items():
+        save(draw(), tmp_path / "redrawn.png")
+        redrawn, shipped = _pixels(tmp_path / "redrawn.png"), _pixels(SHIPPED_REPORT / relative)
+        assert redrawn.shape == shipped.shape, relative
+        difference = np.abs(redrawn - shipped).max(axis=-1)
+        assert difference.max() <= GREY_LEVELS, relative
+        assert np.mean(difference > 0) < 0.01, relative  # "in under 1 % of its pixels"
 
 
 def _clusters(centres: np.ndarray, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +198,8 @@ def test_training_all_configurations_writes_the_report(
     assert train_main(args) == 0
     text = (out / "README.md").read_text()
     assert "| **mlp2-p2** |" in text
-    assert "## Recipes compared" not in text and f"regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
+    assert "## Recipes compared" not in text and "Without `--reference`" not in text
+    assert f"Regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
 
 
 def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
@@ -182,36 +215,98 @@ def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
     assert train_main([*args, "--reference", str(reference)]) == 0
     text = (out / "README.md").read_text()
     assert "## Recipes compared" in text and "| mlp2-p2 | 1 |" in text.split("## Recipes compared")[1]
-    assert f"regenerate it with `ae-report --store {tmp_path / 'store'} --reference {reference}`." in text
+    assert f"Regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
+    assert 'Without `--reference` the command keeps the "Recipes compared" section' in text
 
 
-def test_recipes_section_compares_with_reference_runs(store_root: Path, small_mnist: ImageData, tmp_path: Path) -> None:
-    from training.report_recipes import mean_image_mse, reference_runs
+@pytest.fixture(scope="module")
+def reference_root(small_mnist: ImageData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with a one-epoch reference-recipe run of mlp2-p2, and a fast-recipe version on top of it."""
+    root = tmp_path_factory.mktemp("reference")
+    for recipe in (get_recipe("reference").with_epochs(1).with_loader("tensor"), get_recipe("fast").with_epochs(1)):
+        trained = fit(get_config("mlp2-p2"), small_mnist, recipe)
+        publish(CheckpointStore(root), "mlp2-p2", "mlp2-p2", trained, small_mnist, recipe, 0)
+    return root
 
-    reference_root = tmp_path / "reference"
-    recipe = get_recipe("reference").with_epochs(1).with_loader("tensor")
-    trained = fit(get_config("mlp2-p2"), small_mnist, recipe)
-    publish(CheckpointStore(reference_root), "mlp2-p2", "mlp2-p2", trained, small_mnist, recipe, 0)
-    # a fast-recipe version on top is not a reference run: the comparison looks past it
-    fast = get_recipe("fast").with_epochs(1)
-    publish(CheckpointStore(reference_root), "mlp2-p2", "mlp2-p2", fit(get_config("mlp2-p2"), small_mnist, fast),
-            small_mnist, fast, 0)  # fmt: skip
+
+@pytest.fixture(scope="module")
+def compared(
+    store_root: Path, reference_root: Path, small_mnist: ImageData, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A report with the "Recipes compared" section, as `ae-report --reference` writes it."""
+    checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
     runs = reference_runs(CheckpointStore(reference_root), MODELS)
+    return build_report(checkpoints, small_mnist, tmp_path_factory.mktemp("compared"), str(store_root), runs)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_recipes_section_compares_with_reference_runs(
+    compared: Path, store_root: Path, reference_root: Path, small_mnist: ImageData
+) -> None:
+    runs = reference_runs(CheckpointStore(reference_root), MODELS)
+    # the fast-recipe version on top is not a reference run: the comparison looks past it
     assert list(runs) == ["mlp2-p2"] and len(runs["mlp2-p2"].history) == 1
 
     floor = mean_image_mse(small_mnist)
     mean = small_mnist.train_images.mean(0)
     assert floor == pytest.approx(((small_mnist.test_images - mean) ** 2).mean().item())
 
-    checkpoints = latest_checkpoints(CheckpointStore(store_root), "mnist")
-    readme = build_report(checkpoints, small_mnist, tmp_path / "report", str(store_root), runs, "runs/reference")
-    text = readme.read_text()
-    assert "## Recipes compared" in text and "figures/recipes.png" in _linked_figures(readme)
-    assert f"regenerate it with `ae-report --store {store_root} --reference runs/reference`." in text
+    text = compared.read_text()
+    assert "## Recipes compared" in text and "figures/recipes.png" in _linked_figures(compared)
+    assert f"Regenerate it with `ae-report --store {store_root}`." in text
     two_epochs, one_epoch = trained_mse(store_root), runs["mlp2-p2"].test_mse
     verdict = "fast" if two_epochs < one_epoch else "reference"
     assert f"| mlp2-p2 | 2 | {two_epochs:.4f} | 1 | {one_epoch:.4f} | **{verdict}** |" in text
     assert "mlp2-p8 |" not in text.split("## Recipes compared")[1]  # no reference run: not compared
+
+
+def test_regenerating_without_the_reference_runs_keeps_the_recipe_comparison(
+    compared: Path, store_root: Path, data_root: Path, tmp_path: Path
+) -> None:
+    """A fresh clone has no reference runs: the command the report gives still regenerates it whole."""
+    shutil.copytree(compared.parent, tmp_path, dirs_exist_ok=True)
+    args = ["--store", str(store_root), "--out", str(tmp_path), "--data-dir", str(data_root), "--no-download"]
+    assert main(args) == 0
+    assert _files(tmp_path) == _files(compared.parent)  # the section and its figure too, byte for byte
+
+
+def test_regenerating_other_checkpoints_without_the_reference_runs_is_refused(
+    compared: Path, store_root: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keeping a comparison of other checkpoints would be wrong, dropping it silent: neither, it says so."""
+    other_store, out = tmp_path / "other-store", tmp_path / "report"
+    shutil.copytree(store_root, other_store)
+    shutil.copytree(compared.parent, out)
+    args = ["--store", str(other_store), "--out", str(out), "--data-dir", str(data_root), "--no-download"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    assert "compares the recipes for other checkpoints" in capsys.readouterr().err
+    assert _files(out) == _files(compared.parent)  # nothing written, nothing removed
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [("missing", "no such folder of reference-recipe runs"), ("store", "no reference-recipe runs of mlp2-p2, mlp2-p8")],
+    ids=["missing", "fast-runs-only"],
+)
+def test_reference_store_without_reference_runs_is_refused_in_one_line(
+    reference: str, expected: str, compared: Path, store_root: Path, tmp_path: Path
+) -> None:
+    """`--reference` naming no folder (or one with no reference-recipe runs) is a mistake, not a request to drop."""
+    out = tmp_path / "report"
+    shutil.copytree(compared.parent, out)
+    store = tmp_path / "runs" / "reference" if reference == "missing" else store_root  # store: fast runs only
+    args = ["--store", str(store_root), "--out", str(out), "--reference", str(store)]
+    result = subprocess.run(
+        [sys.executable, "-m", "training.report", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"ae-report: error: --reference {store}: {expected}"]
+    assert _files(out) == _files(compared.parent)
 
 
 def trained_mse(store_root: Path) -> float:

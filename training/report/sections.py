@@ -9,16 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from training.report_format import duration as fmt_duration
-from training.report_format import figure_file, links, mse, names, percent, score, span, table
-from training.report_metrics import CLASSES, KNN_NEIGHBOURS
-from training.report_results import Evaluation, ModelResult
-
-Baselines = dict[tuple[str, int], Evaluation]  # PCA by (data set, p)
-
-
-def baseline(baselines: Baselines, evaluation: Evaluation) -> Evaluation:
-    return baselines[(evaluation.dataset, evaluation.p)]
+from training.report.markdown import duration as fmt_duration
+from training.report.markdown import figure_file, links, mse, names, percent, score, span, table
+from training.report.metrics import CLASSES, KNN_NEIGHBOURS
+from training.report.results import Baselines, Evaluation, ModelResult, baseline
 
 
 def _recipe(metadata: dict) -> str:

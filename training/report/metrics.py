@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 CLASSES = 10  # digits 0-9 (Fashion-MNIST has ten classes too)
 KNN_NEIGHBOURS = 5
-SILHOUETTE_SAMPLE = 4000  # silhouette costs O(n^2); a fixed, seeded sample keeps it to about a second
+SILHOUETTE_SAMPLE = 4000  # silhouette costs O(n^2) in pairs of codes: a fixed, seeded sample bounds it
 KMEANS_RESTARTS = 4  # the best of a few seeded starts guards against one poor initialisation
 SEED = 0
 
@@ -51,7 +51,7 @@ def latent_scores(
 ) -> LatentScores:
     """k-NN accuracy and confusions, silhouette and k-means ARI; seeded, so repeatable."""
     # torch and scikit-learn each bring their own OpenMP runtime; run side by side, their spinning
-    # threads fight for the cores, and k-means on 10,000 points takes seconds instead of tens of ms.
+    # threads fight for the cores and k-means slows down many times over: scikit-learn gets one.
     with threadpool_limits(limits=1, user_api="openmp"):
         knn = KNeighborsClassifier(n_neighbors=min(KNN_NEIGHBOURS, len(train_codes))).fit(train_codes, train_labels)
         predicted = knn.predict(test_codes)
@@ -104,6 +104,6 @@ class LinearAutoencoder:
 
 def fit_linear_autoencoders(train_images: np.ndarray, sizes: list[int]) -> dict[int, LinearAutoencoder]:
     """One PCA fit on the training images, truncated to each p in `sizes`."""
-    # The covariance solver works on the 784 x 784 covariance: about a second for 60,000 images.
+    # The covariance solver decomposes the 784 x 784 covariance, not all the images: far less work.
     pca = PCA(n_components=max(sizes), svd_solver="covariance_eigh").fit(train_images)
     return {p: LinearAutoencoder(pca, p) for p in sorted(set(sizes))}

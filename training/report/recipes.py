@@ -1,51 +1,30 @@
-"""The report's comparison of the two recipes, from a second store of reference-recipe runs."""
+"""The report's comparison of the two recipes, from a second store of reference-recipe runs.
+
+Those runs take about an hour to train and are not shipped, so a report regenerated without them
+(a fresh clone) keeps the section and its figure as they are, as long as it reports on the same
+checkpoints; for any others it refuses rather than drop the section or its figure.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
 
-from models import CheckpointError, CheckpointStore
-from models.checkpoint import read_history, read_metadata
 from training.data import ImageData
-from training.report_figures import new_figure
-from training.report_format import figure_file, mse, table
-from training.report_results import ModelResult
+from training.report.charts import log_mse_axis
+from training.report.figures import new_figure
+from training.report.markdown import figure_file, mse, table
+from training.report.results import ModelResult
+from training.report.sources import ReportError, Run
 
 FIGURE = figure_file("recipes")
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished training run: what the comparison needs, without the weights."""
-
-    metadata: dict[str, Any]
-    history: list[dict[str, float]]
-
-    @property
-    def test_mse(self) -> float:
-        return float(self.metadata["metrics"]["test_mse"])
-
-
-def reference_runs(store: CheckpointStore, names: Sequence[str]) -> dict[str, Run]:
-    """The latest valid reference-recipe version of each of `names` found in `store`."""
-    runs = {}
-    for name in names:
-        for version in reversed(store.versions(name) if name in store.names() else []):
-            folder = store.path(name, version)
-            try:
-                metadata = read_metadata(folder)
-            except CheckpointError:
-                continue
-            if metadata.get("recipe", {}).get("name") == "reference":
-                runs[name] = Run(metadata, read_history(folder))
-                break
-    return runs
+HEADING = "## Recipes compared"
+# From the heading to the next section of the same level, or to the end of the report.
+SECTION = re.compile(rf"^{re.escape(HEADING)}$.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 
 
 def mean_image_mse(data: ImageData) -> float:
@@ -65,9 +44,7 @@ def figure(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) -
         for label, history, style in (("fast", result.history, "-"), ("reference", runs[result.name].history, "--")):
             ax.plot([h["epoch"] for h in history], [h["test_mse"] for h in history], style, label=label)
         ax.axhline(floor, color="grey", linewidth=0.8, linestyle=":", label="mean image")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.03, as in the tables
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        log_mse_axis(ax)
         ax.set_title(result.name, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -101,7 +78,7 @@ def section(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) 
         ),
     ]
     return "\n\n".join([
-        "## Recipes compared",
+        HEADING,
         f"The report's own recipe (`reference`: Adam lr {recipe['lr']}, batch {recipe['batch_size']}, constant rate, "
         f"{recipe['epochs']} epochs, batches from `{recipe['loader']}`) against the shipped `fast` recipe, "
         "test MSE per epoch.",
@@ -109,3 +86,24 @@ def section(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) 
         table(header, rows),
         "\n".join(lines),
     ])  # fmt: skip
+
+
+def kept_section(out: Path, provenance: str) -> str | None:
+    """The section of the report already in `out`, to keep as it is; None if it has none.
+
+    `provenance` names the checkpoints being reported on, as the report's header does: the
+    section is kept only if the report in `out` names the same ones.
+    """
+    readme = out / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    match = SECTION.search(text)
+    if match is None:
+        return None
+    if provenance not in text:
+        raise ReportError(
+            f"{readme} compares the recipes for other checkpoints than {provenance}: pass --reference with the "
+            "store of reference-recipe runs to recompute that section, or delete it from the file to drop it"
+        )
+    if not (out / FIGURE).is_file():
+        raise ReportError(f"{readme} compares the recipes but {out / FIGURE} is missing: pass --reference to redraw it")
+    return match.group(0).rstrip("\n")

@@ -6,10 +6,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from training.report_format import figure_file, links, percent, score, span, table
-from training.report_metrics import CLASSES, KNN_NEIGHBOURS, ConfusedPair, confused_pairs
-from training.report_results import MANIFOLD_PERCENTILES, MANIFOLD_STEPS, Evaluation, ModelResult
-from training.report_sections import Baselines, baseline
+from training.report.markdown import figure_file, links, percent, score, span, table
+from training.report.metrics import CLASSES, KNN_NEIGHBOURS, ConfusedPair, confused_pairs
+from training.report.results import (
+    MANIFOLD_PERCENTILES,
+    MANIFOLD_STEPS,
+    Baselines,
+    Evaluation,
+    ModelResult,
+    baseline,
+)
 
 # The pairs the reference report says the codes mix up; checked here, not assumed.
 REFERENCE_CLAIMS = ((4, 9), (5, 8))

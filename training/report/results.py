@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from models import Autoencoder, Checkpoint
+from models import Checkpoint
 from training.data import ImageData
-from training.publish import encode_all
-from training.report_metrics import CLASSES, LatentScores, LinearAutoencoder, latent_scores
+from training.report.metrics import CLASSES, LatentScores, LinearAutoencoder, latent_scores
 
 SAMPLES_PER_DIGIT = 2
 MANIFOLD_STEPS = 15  # a 15 x 15 grid of decoded points: digits stay legible at GitHub's page width
@@ -30,6 +29,14 @@ class Evaluation:
     digit_mse: np.ndarray  # (CLASSES,) mean test MSE per digit
     samples: np.ndarray  # (k, 784) reconstructions of the fixed sample digits
     scores: LatentScores
+
+
+Baselines = dict[tuple[str, int], Evaluation]  # PCA by (data set, p)
+
+
+def baseline(baselines: Baselines, evaluation: Evaluation) -> Evaluation:
+    """The PCA baseline a model is measured against: the same data set, the same p."""
+    return baselines[(evaluation.dataset, evaluation.p)]
 
 
 @dataclass(frozen=True)
@@ -63,28 +70,22 @@ def digit_mse(reconstructions: np.ndarray, images: np.ndarray, labels: np.ndarra
     return np.array([per_image[labels == d].mean() if np.any(labels == d) else np.nan for d in range(CLASSES)])
 
 
-@torch.inference_mode()
-def _decode_all(model: Autoencoder, codes: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    return torch.cat([model.decode(codes[i : i + batch_size]) for i in range(0, len(codes), batch_size)])
-
-
-@torch.inference_mode()
 def _manifold(checkpoint: Checkpoint, codes: np.ndarray) -> Manifold:
     low, high = np.percentile(codes, MANIFOLD_PERCENTILES, axis=0)
     z1 = np.linspace(low[0], high[0], MANIFOLD_STEPS)
     z2 = np.linspace(high[1], low[1], MANIFOLD_STEPS)
     grid = np.stack(np.meshgrid(z1, z2), axis=-1).reshape(-1, 2).astype(np.float32)
-    images = checkpoint.model.decode(torch.from_numpy(grid)).numpy()
+    images = checkpoint.model.decode_all(torch.from_numpy(grid)).numpy()
     return Manifold(images=images, z1=z1, z2=z2)
 
 
 def evaluate_model(checkpoint: Checkpoint, data: ImageData) -> ModelResult:
     """Encode the training and test images with the model and score its codes."""
     model = checkpoint.model.cpu().eval()
-    train_codes = encode_all(model, data.train_images.cpu())
+    train_codes = model.encode_all(data.train_images.cpu())
     test_images = data.test_images.cpu()
-    test_codes = encode_all(model, test_images)
-    reconstructions = _decode_all(model, test_codes).numpy()
+    test_codes = model.encode_all(test_images)
+    reconstructions = model.decode_all(test_codes).numpy()
     labels = data.test_labels.numpy()
     metrics = checkpoint.metadata["metrics"]
     evaluation = Evaluation(
