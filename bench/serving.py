@@ -292,13 +292,13 @@ def _thread_counts(device: str) -> list[int]:
 
 def in_process(device: torch.device, store: Path, pixels: np.ndarray, min_seconds: float) -> dict[str, float]:
     """The served model's images/s in this process at batch 1 and 256, with 1 torch thread and torch's default."""
-    served = served_models(store, device)[MODEL]
+    checkpoint = served_models(store, device)[MODEL]
     images = pixels.astype(np.float32) / 255.0
     rates = {}
     for threads in _thread_counts(device.type):
         torch.set_num_threads(threads)
         for path, n in itertools.product(("model", "service forward"), (1, 256)):
-            call = forward_call(served, path, images[:n])
+            call = forward_call(checkpoint, device, path, images[:n])
             rates[f"{path}, batch {n}, {threads} threads"] = images_per_second(call, n, min_seconds)
     torch.set_num_threads(DEFAULT_THREADS)
     return rates

@@ -9,6 +9,8 @@ import torch
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.core import Batching
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AE_", env_file=".env", extra="ignore")
@@ -63,3 +65,9 @@ class Settings(BaseSettings):
         if self.max_delay_ms is not None:
             return self.max_delay_ms / 1000
         return 0.002 if device.type == "cuda" else 0.0
+
+    def batching(self, device: torch.device) -> Batching:
+        """The inference core's limits on `device`."""
+        workers = self.workers(device)
+        return Batching(self.max_batch_size, self.batch_delay(device), self.queue_size, workers,
+                        self.large_pass_threads(workers))  # fmt: skip
