@@ -18,12 +18,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from models.images import PIXELS, SIDE
 from service.errors import BadInput, MalformedBody, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 from service.imaging import ImageDecodeError, decode_png
 from service.settings import Settings
 
-PIXELS = 784
-IMAGE_SHAPES = ((PIXELS,), (28, 28))
+IMAGE_SHAPES = ((PIXELS,), (SIDE, SIDE))
 IMAGE_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "image/png", "image/jpeg")
 LATENT_TYPES = ("application/json", "application/octet-stream")
 OUTPUT_TYPES = {"json": "application/json", "png": "image/png", "raw": "application/octet-stream"}
