@@ -107,14 +107,6 @@ def _normalise(grey: np.ndarray, background: float) -> np.ndarray:
     return canvas
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """(784,) or (28, 28) floats in [0, 1] -> an 8-bit greyscale 28x28 PNG."""
-    array = np.asarray(image, dtype=np.float32)
-    if array.size != PIXELS:
-        raise ValueError(f"expected one 28x28 image (784 values), got shape {array.shape}")
-    return _png(array.reshape(SIDE, SIDE), scale=1)
-
-
 def comparison_png(originals: np.ndarray, reconstructions: np.ndarray, columns: int = 16, scale: int = 2) -> bytes:
     """(N, 784) each -> PNG: per chunk of `columns` images, a row of originals above their reconstructions."""
     originals, columns = _batch(originals, columns)
