@@ -29,13 +29,13 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bench.launch import LOOPBACK
 from models import Autoencoder, Checkpoint, CheckpointStore
 from models.images import PIXELS
 from service.codecs import raw_response
 from service.core import Pass, Runtime, ServedModel
 from service.settings import Settings
 
-LOOPBACK = "127.0.0.1"
 BARE_ROUTES = {"/reconstruct": (Pass.RECONSTRUCT_PIXELS, "images"), "/encode": (Pass.ENCODE, "codes")}  # pass, output
 
 
