@@ -10,17 +10,18 @@ from service.codecs import json_response
 from service.core import Catalog
 from service.deps import require_api_key
 from service.errors import NotReady
+from service.schemas import NOT_READY, HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthResponse)
 async def healthz() -> Response:
     """Alive: the process answers."""
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=ReadyResponse, responses={503: NOT_READY})
 async def readyz(request: Request) -> Response:
     """Ready once every model is loaded and warmed, until shutdown begins; zero models is not ready."""
     catalog: Catalog | None = request.app.state.catalog
