@@ -2,8 +2,8 @@
 
 Two paths, each on the CPU and, when present, on CUDA:
 - "model": `model(x)` on a tensor already on the device (encode and decode), nothing else;
-- "service forward": `ServedModel.forward("reconstruct_pixels", ...)`, what the service's batcher
-  calls per batch of raw /reconstruct requests: uint8 pixels in, scaled to floats, to the device,
+- "service forward": `run_pass(model, device, Pass.RECONSTRUCT_PIXELS, ...)`, what the service's
+  batcher calls per batch of raw /reconstruct requests: uint8 pixels in, scaled to floats, to the device,
   encode, decode, quantized back to uint8 pixels, numpy out (PNG and JSON replies' passes keep
   the floats; JSON's adds per-image MSEs).
 The CPU tables compare torch thread counts (1, and torch's default, which the service uses).
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from bench.common import REPO, Table, base_parser, default_data_dir, emit, fmt, machine, median, report
-from models import CheckpointStore
-from service.catalog import Catalog, ServedModel
+from models import Checkpoint, CheckpointStore
+from service.core import Pass, run_pass, warm
 from training.data import open_split
 
 BATCH_SIZES = (1, 8, 64, 256, 512, 4096)
@@ -39,19 +39,22 @@ def test_images(data_dir: Path, count: int) -> np.ndarray:
     return (pixels.reshape(len(pixels), -1).float() / 255.0).numpy()
 
 
-def served_models(store: Path, device: torch.device) -> dict[str, ServedModel]:
-    """The latest version of every model in the store, loaded and warmed as the service does it."""
-    catalog = Catalog(CheckpointStore(store), device)
-    catalog.load()
-    return {name: versions[max(versions)] for name, versions in catalog.models.items()}
+def served_models(store: Path, device: torch.device) -> dict[str, Checkpoint]:
+    """The latest valid version of every model in the store, loaded and warmed as the service does it."""
+    found = CheckpointStore(store)
+    models = {name: found.load_latest(name, device) for name in found.names()}
+    for checkpoint in models.values():
+        warm(checkpoint.model, device)
+    return models
 
 
-def forward_call(served: ServedModel, path: str, images: np.ndarray) -> Callable[[], Any]:
+def forward_call(checkpoint: Checkpoint, device: torch.device, path: str, images: np.ndarray) -> Callable[[], Any]:
+    model = checkpoint.model
     if path == "service forward":
         pixels = np.rint(images * 255).astype(np.uint8)  # as a raw request's body brings them
-        return lambda: served.forward("reconstruct_pixels", [pixels])
-    model, x = served.checkpoint.model, torch.from_numpy(images).to(served.device)
-    sync = torch.cuda.synchronize if served.device.type == "cuda" else (lambda: None)
+        return lambda: run_pass(model, device, Pass.RECONSTRUCT_PIXELS, [pixels])
+    x = torch.from_numpy(images).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def call() -> None:
         with torch.inference_mode():
@@ -76,7 +79,12 @@ Key = tuple[int, str, str, int]  # torch threads, path, configuration, batch siz
 
 
 def measure(
-    models: dict[str, ServedModel], images: np.ndarray, threads: list[int], repeats: int, min_seconds: float
+    models: dict[str, Checkpoint],
+    device: torch.device,
+    images: np.ndarray,
+    threads: list[int],
+    repeats: int,
+    min_seconds: float,
 ) -> dict[Key, float]:
     """Median images/s per cell, the repeats interleaved across all cells and thread counts."""
     samples: dict[Key, list[float]] = {}
@@ -84,9 +92,9 @@ def measure(
         for count in threads:
             torch.set_num_threads(count)
             for path in PATHS:
-                for name, served in models.items():
+                for name, checkpoint in models.items():
                     for batch in BATCH_SIZES:
-                        call = forward_call(served, path, images[:batch])
+                        call = forward_call(checkpoint, device, path, images[:batch])
                         rate = images_per_second(call, batch, min_seconds)
                         samples.setdefault((count, path, name, batch), []).append(rate)
     return {key: median(values) for key, values in samples.items()}
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> tuple[list[Table], list[dict[str, Any]]]:
             models = {name: models[name] for name in args.configs}
         threads = args.threads if device.type == "cpu" else [torch.get_num_threads()]
         emit(f"measuring {len(models)} models on {device}, threads {threads}, {args.repeats} repeats")
-        result = measure(models, images, threads, args.repeats, args.min_seconds)
+        result = measure(models, device, images, threads, args.repeats, args.min_seconds)
         for count, path in itertools.product(threads, PATHS):
             where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {count} torch threads"
             table = Table(
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> tuple[list[Table], list[dict[str, Any]]]:
                             | {str(b): result[count, path, name, b] for b in BATCH_SIZES})  # fmt: skip
             tables.append(table)
     tables[-1].notes = [
-        "model: `model(x)` on a tensor already on the device. service forward: `ServedModel.forward`, as the "
+        "model: `model(x)` on a tensor already on the device. service forward: `run_pass`, as the "
         "batcher calls it for raw /reconstruct requests (uint8 pixels in, encode, decode, uint8 pixels out)."
     ]
     return tables, rows

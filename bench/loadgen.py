@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-LOOPBACK = "127.0.0.1"
+from bench.launch import LOOPBACK
+
 LUA_SCRIPT = Path(__file__).resolve().parent / "lua" / "post.lua"
 TIMEOUT_S = 30  # a request slower than this is an error (wrk's default of 2 s would hide a slow tail)
 

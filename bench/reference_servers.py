@@ -18,7 +18,6 @@ python -m bench.reference_servers naive|ceiling|bare --port PORT
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,14 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bench.launch import LOOPBACK
 from models import Autoencoder, Checkpoint, CheckpointStore
-from service.app import on_torch_threads
-from service.batcher import MicroBatcher
-from service.catalog import ServedModel
+from models.images import PIXELS
 from service.codecs import raw_response
+from service.core import Pass, Runtime, ServedModel
 from service.settings import Settings
 
-LOOPBACK = "127.0.0.1"
-PIXELS = 784
-BARE_ROUTES = {
-    "/reconstruct": ("reconstruct_pixels", "images"),
-    "/encode": ("encode", "codes"),
-}  # (forward kind, output)
+BARE_ROUTES = {"/reconstruct": (Pass.RECONSTRUCT_PIXELS, "images"), "/encode": (Pass.ENCODE, "codes")}  # pass, output
 
 
 class ImagesIn(BaseModel):
@@ -88,19 +82,10 @@ def ceiling_app() -> FastAPI:
 
 
 def bare_app(checkpoint: Checkpoint, device: torch.device) -> ASGIApp:
-    """The service's forward pass, batcher, worker threads, torch thread policy and raw replies at
-    their defaults; no FastAPI."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    workers = settings.workers(device)
-    served = ServedModel(checkpoint, device)
-    batcher = MicroBatcher(
-        on_torch_threads(served.forward, settings.large_pass_threads(workers)),
-        max_batch_size=settings.max_batch_size,
-        max_delay=settings.batch_delay(device),
-        queue_size=settings.queue_size,
-        executor=ThreadPoolExecutor(workers, "forward"),
-        workers=workers,
-    )
+    """The service's served model (forward pass, batcher, worker threads, torch thread policy) and raw
+    replies at their defaults; no FastAPI."""
+    runtime = Runtime(device, Settings(_env_file=None).batching(device))  # type: ignore[call-arg]
+    served: list[ServedModel] = []  # started in the lifespan, on the event loop
 
     async def respond(send: Send, status: int, body: bytes) -> None:
         headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(body)).encode())]
@@ -110,10 +95,11 @@ def bare_app(checkpoint: Checkpoint, device: torch.device) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await receive()
-            batcher.start()
+            served.append(ServedModel.start(checkpoint, runtime))
             await send({"type": "lifespan.startup.complete"})
             await receive()
-            await batcher.close()
+            await served[0].close()
+            runtime.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["path"] == "/healthz":
@@ -127,8 +113,8 @@ def bare_app(checkpoint: Checkpoint, device: torch.device) -> ASGIApp:
             return await respond(send, 404, b"POST /reconstruct or /encode")
         if not body or len(body) % PIXELS:
             return await respond(send, 400, b"the body must be N x 784 uint8 pixels")
-        kind, output = route
-        out = await batcher.submit(kind, np.frombuffer(body, np.uint8).reshape(-1, PIXELS))
+        what, output = route
+        out = await served[0].submit(what, np.frombuffer(body, np.uint8).reshape(-1, PIXELS))
         await raw_response(out[output])(scope, receive, send)
 
     return app

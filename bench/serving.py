@@ -29,12 +29,9 @@ import itertools
 import math
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,9 +43,10 @@ import orjson
 import torch
 from PIL import Image
 
+from bench import launch
 from bench.common import REPO, Table, base_parser, default_data_dir, emit, fmt, machine, median, report
 from bench.inference import DEFAULT_THREADS, forward_call, images_per_second, served_models, test_images
-from bench.loadgen import LOOPBACK, LoadResult, Request, default_client, run_load
+from bench.loadgen import LoadResult, Request, default_client, run_load
 
 START_DEADLINE_S = 180.0  # loading torch and seven models on a busy 2-core machine
 STOP_DEADLINE_S = 30.0
@@ -85,71 +83,20 @@ DEFAULT_SERVERS = ["default", "on", "off", "1w", "nolog", "naive", "ceiling", "b
 
 
 @dataclass
-class Server:
+class Server(launch.Server):
     spec: ServerSpec
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
+    @property
+    def name(self) -> str:
+        return self.spec.label
 
 
 def _command(spec: ServerSpec, port: int, args: argparse.Namespace) -> list[str]:
     if spec.kind == "service":
-        return [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(port),
-            "--store",
-            str(args.store),
-        ]
+        return launch.service_command(port, args.store)
     return [sys.executable, "-m", "bench.reference_servers", spec.kind, "--port", str(port),
             "--store", str(args.store), "--model", MODEL, "--device", args.current_device,
             "--log-level", args.log_level]  # fmt: skip
-
-
-def _environment(spec: ServerSpec, args: argparse.Namespace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AE_")}  # no stray API key or settings
-    return env | {"AE_DEVICE": args.current_device, "AE_LOG_LEVEL": args.log_level} | spec.env
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
-
-
-def _wait_ready(server: Server, deadline: float) -> None:
-    path = "/readyz" if server.spec.kind == "service" else "/healthz"
-    while _get(f"http://{LOOPBACK}:{server.port}{path}") != 200:
-        if server.process.poll() is not None or time.monotonic() > deadline:
-            tail = server.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{server.spec.label} did not become ready on port {server.port}:\n{tail}")
-        time.sleep(0.2)
-
-
-def _stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)  # graceful: the service finishes what is queued
-        try:
-            server.process.wait(STOP_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
 
 
 @contextlib.contextmanager
@@ -162,21 +109,18 @@ def running(specs: list[ServerSpec], args: argparse.Namespace, log_dir: Path) ->
     previous = signal.signal(signal.SIGTERM, _exit)
     try:
         for spec in specs:
-            port = _free_port()
+            port = launch.free_port()
             log_path = log_dir / f"{spec.key}-{args.current_device}.log"
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    _command(spec, port, args), cwd=REPO, env=_environment(spec, args), stdout=log,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )  # fmt: skip
-            servers[spec.key] = Server(spec, process, port, log_path)
+            env = launch.environment({"AE_DEVICE": args.current_device, "AE_LOG_LEVEL": args.log_level} | spec.env)
+            servers[spec.key] = Server(launch.spawn(_command(spec, port, args), log_path, env, REPO), port, log_path,
+                                       spec)  # fmt: skip
         deadline = time.monotonic() + START_DEADLINE_S
         for server in servers.values():
-            _wait_ready(server, deadline)
+            server.wait_ready("/readyz" if server.spec.kind == "service" else "/healthz", deadline)
         yield servers
     finally:
         for server in servers.values():
-            _stop(server)
+            server.stop(STOP_DEADLINE_S)
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -247,7 +191,7 @@ def serves(spec: ServerSpec, cell: Cell) -> bool:
 def check_response(server: Server, cell: Cell, request: Request) -> None:
     """One request before timing: a 200 with the right number of results, so errors cannot pass for speed."""
     http = urllib.request.Request(
-        f"http://{LOOPBACK}:{server.port}{request.path}", data=request.body, method="POST",
+        server.url + request.path, data=request.body, method="POST",
         headers={"Content-Type": request.content_type} | ({"Accept": request.accept} if request.accept else {}),
     )  # fmt: skip
     with urllib.request.urlopen(http, timeout=60) as response:
@@ -292,13 +236,13 @@ def _thread_counts(device: str) -> list[int]:
 
 def in_process(device: torch.device, store: Path, pixels: np.ndarray, min_seconds: float) -> dict[str, float]:
     """The served model's images/s in this process at batch 1 and 256, with 1 torch thread and torch's default."""
-    served = served_models(store, device)[MODEL]
+    checkpoint = served_models(store, device)[MODEL]
     images = pixels.astype(np.float32) / 255.0
     rates = {}
     for threads in _thread_counts(device.type):
         torch.set_num_threads(threads)
         for path, n in itertools.product(("model", "service forward"), (1, 256)):
-            call = forward_call(served, path, images[:n])
+            call = forward_call(checkpoint, device, path, images[:n])
             rates[f"{path}, batch {n}, {threads} threads"] = images_per_second(call, n, min_seconds)
     torch.set_num_threads(DEFAULT_THREADS)
     return rates

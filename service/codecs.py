@@ -18,12 +18,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from models.images import PIXELS, SIDE
 from service.errors import BadInput, MalformedBody, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 from service.imaging import ImageDecodeError, decode_png
 from service.settings import Settings
 
-PIXELS = 784
-IMAGE_SHAPES = ((PIXELS,), (28, 28))
+IMAGE_SHAPES = ((PIXELS,), (SIDE, SIDE))
 IMAGE_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "image/png", "image/jpeg")
 LATENT_TYPES = ("application/json", "application/octet-stream")
 OUTPUT_TYPES = {"json": "application/json", "png": "image/png", "raw": "application/octet-stream"}
@@ -54,11 +54,6 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def as_unit_floats(images: np.ndarray) -> np.ndarray:
-    """Pixels as float32 in [0, 1], whichever of read_images's two forms they arrive in."""
-    return images if images.dtype == np.float32 else np.true_divide(images, 255, dtype=np.float32)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -155,8 +150,8 @@ def _images_from_json(payload: Any, settings: Settings) -> np.ndarray:
 async def read_images(request: Request, settings: Settings) -> np.ndarray:
     """Any accepted image body -> (N, 784) pixels: float32 in [0, 1], or uint8 0-255 from raw bytes.
 
-    Raw pixels stay uint8 until the forward pass scales them (`as_unit_floats`) in the worker
-    thread: for a large batch the conversion costs more event-loop time than reading the body.
+    Raw pixels stay uint8 until the forward pass scales them (service.core's `as_unit_floats`) in
+    the worker thread: for a large batch the conversion costs more event-loop time than reading the body.
     """
     kind = content_type(request)
     if kind not in IMAGE_TYPES:
@@ -238,7 +233,7 @@ def json_response(content: dict[str, Any], status_code: int = 200) -> Response:
 
 
 def raw_response(rows: np.ndarray) -> Response:
-    """uint8 pixels (from the forward pass's "_pixels" kinds) as they are, latents as little-endian float32.
+    """uint8 pixels (from the `Pass.*_PIXELS` forward passes) as they are, latents as little-endian float32.
 
     X-Shape gives rows,columns.
     """

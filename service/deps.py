@@ -12,8 +12,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.catalog import Catalog, ServedModel
-from service.errors import Unauthorized
+from service.core import Catalog, ServedModel
+from service.errors import NotReady, Unauthorized
 from service.schemas import ModelQuery
 from service.settings import Settings
 
@@ -24,7 +24,10 @@ def settings_of(request: Request) -> Settings:
 
 
 def catalog_of(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
+    """The loaded catalogue; NotReady before the lifespan has loaded it."""
+    catalog: Catalog | None = request.app.state.catalog
+    if catalog is None:
+        raise NotReady("no model loaded yet")
     return catalog
 
 
@@ -56,7 +59,10 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 
 def resolve_model(request: Request, query: ModelQuery) -> ServedModel:
-    """The API key checked, then the requested model and version (default: the default model, latest)."""
+    """The API key checked, then the requested model and version (default: the default model, latest).
+
+    Unknown ones raise the core's UnknownModel or UnknownVersion, which service/errors.py makes 404s.
+    """
     settings = settings_of(request)
     check_api_key(request, settings)
     served = catalog_of(request).resolve(query.model or settings.default_model, query.version)

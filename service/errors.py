@@ -1,4 +1,8 @@
-"""Domain errors and the one JSON shape every error takes: {"error": {"code", "message", ...}}."""
+"""The HTTP edge's errors, and the one JSON shape every error takes: {"error": {"code", "message", ...}}.
+
+The inference core's errors (service.core.errors) become HTTP here, in `CORE_ERRORS`; the edge's
+own (a body it cannot read, a format it cannot give, a missing key) carry their status themselves.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from models import InvalidNameError
+from service.core import CoreError, InvalidModelName, Overloaded, UnknownModel, UnknownVersion
 
 
 class ServiceError(Exception):
@@ -53,10 +57,6 @@ class Unauthorized(ServiceError):
     status, code = 401, "unauthorized"
 
 
-class Overloaded(ServiceError):
-    status, code = 503, "overloaded"
-
-
 class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
@@ -65,6 +65,15 @@ class ClientGone(ServiceError):
     """The client hung up; nobody reads the answer, but logs and metrics should not call it a 5xx."""
 
     status, code = 499, "client_closed_request"
+
+
+# status, code and headers of each core error; the message and details are the error's own
+CORE_ERRORS: dict[type[CoreError], tuple[int, str, dict[str, str]]] = {
+    InvalidModelName: (422, "invalid_input", {}),
+    UnknownModel: (404, "not_found", {}),
+    UnknownVersion: (404, "not_found", {}),
+    Overloaded: (503, "overloaded", {"Retry-After": "1"}),
+}
 
 
 def error_response(
@@ -83,9 +92,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def client_disconnect(_request: Request, _exc: ClientDisconnect) -> Response:
         return error_response(ClientGone.status, ClientGone.code, "client disconnected")
 
-    @app.exception_handler(InvalidNameError)
-    async def invalid_name(_request: Request, exc: InvalidNameError) -> Response:
-        return error_response(422, "invalid_input", str(exc))
+    @app.exception_handler(CoreError)
+    async def core_error(_request: Request, exc: CoreError) -> Response:
+        status, code, headers = CORE_ERRORS[type(exc)]
+        return error_response(status, code, str(exc), headers, **exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:

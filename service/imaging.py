@@ -16,8 +16,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models.images import PIXELS, SIDE, tile
+
 MAX_PIXELS = 25_000_000  # refuse larger images before decoding them (decompression bombs)
-SIDE = 28  # MNIST images are 28x28
 BOX = 20  # MNIST scaled each digit's ink box to fit 20x20
 INK = 0.1  # a pixel darker than the paper by this much (on a 0-1 scale) is ink
 SEPARATOR = 2  # rows of light grey between the row pairs of comparison_png, before scaling
@@ -106,14 +107,6 @@ def _normalise(grey: np.ndarray, background: float) -> np.ndarray:
     return canvas
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """(784,) or (28, 28) floats in [0, 1] -> an 8-bit greyscale 28x28 PNG."""
-    array = np.asarray(image, dtype=np.float32)
-    if array.size != SIDE * SIDE:
-        raise ValueError(f"expected one 28x28 image (784 values), got shape {array.shape}")
-    return _png(array.reshape(SIDE, SIDE), scale=1)
-
-
 def comparison_png(originals: np.ndarray, reconstructions: np.ndarray, columns: int = 16, scale: int = 2) -> bytes:
     """(N, 784) each -> PNG: per chunk of `columns` images, a row of originals above their reconstructions."""
     originals, columns = _batch(originals, columns)
@@ -125,32 +118,24 @@ def comparison_png(originals: np.ndarray, reconstructions: np.ndarray, columns: 
     for start in range(0, len(originals), columns):
         chunk = slice(start, start + columns)
         blocks += [separator] if blocks else []
-        blocks += [_tile(originals[chunk], columns), _tile(reconstructions[chunk], columns)]
+        blocks += [tile(originals[chunk], columns), tile(reconstructions[chunk], columns)]
     return _png(np.vstack(blocks), scale)
 
 
 def grid_png(images: np.ndarray, columns: int = 16, scale: int = 2) -> bytes:
     """(N, 784) -> PNG grid of digits, `columns` per row."""
     images, columns = _batch(images, columns)
-    return _png(_tile(images, columns), scale)
+    return _png(tile(images, columns), scale)
 
 
 def _batch(images: np.ndarray, columns: int) -> tuple[np.ndarray, int]:
     """Images as (N, 784) float32, and the columns to use: a short batch makes a narrower figure."""
     array = np.asarray(images, dtype=np.float32)
-    if array.ndim < 2 or array.size == 0 or array[0].size != SIDE * SIDE:
+    if array.ndim < 2 or array.size == 0 or array[0].size != PIXELS:
         raise ValueError(f"expected a non-empty batch of 28x28 images (N, 784), got shape {array.shape}")
     if columns < 1:
         raise ValueError(f"columns must be at least 1, got {columns}")
-    return array.reshape(len(array), SIDE * SIDE), min(columns, len(array))
-
-
-def _tile(images: np.ndarray, columns: int) -> np.ndarray:
-    """(N, 784) -> one (rows*28, columns*28) array, row-major, empty cells black."""
-    rows = -(-len(images) // columns)
-    cells = np.zeros((rows * columns, SIDE, SIDE), dtype=np.float32)
-    cells[: len(images)] = images.reshape(-1, SIDE, SIDE)
-    return cells.reshape(rows, columns, SIDE, SIDE).transpose(0, 2, 1, 3).reshape(rows * SIDE, columns * SIDE)
+    return array.reshape(len(array), PIXELS), min(columns, len(array))
 
 
 def _png(canvas: np.ndarray, scale: int) -> bytes:

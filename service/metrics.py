@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,6 +28,14 @@ class Metrics:
             "ae_queue_images", "Images waiting for a batch", ["model", "version"], registry=self.registry
         )
         self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def batch_observer(self, name: str, version: int) -> Callable[[int], None]:
+        """Records the images of each forward pass of one model version (service.core's ModelMetrics)."""
+        return self.batch_images.labels(name, str(version)).observe
+
+    def watch_queue(self, name: str, version: int, queued_images: Callable[[], int]) -> None:
+        """The queue gauge of one model version reads `queued_images()` at each scrape."""
+        self.queue_images.labels(name, str(version)).set_function(queued_images)
 
     def request_series(self, labels: tuple[str, str, int]) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram of (endpoint, model, status), looked up once each.

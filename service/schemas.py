@@ -1,11 +1,16 @@
-"""Response and request schemas, named by role. They document the API; the hot path
-parses bodies with orjson and numpy (see codecs.py) rather than validating floats one by one."""
+"""Response and request schemas, named by role.
+
+The routes build their replies as dicts and encode them with orjson, and parse bodies with orjson
+and numpy (see codecs.py) rather than validating floats one by one; so the response schemas do not
+run per request but are a checked contract: tests/service/test_schemas.py validates real replies
+of every endpoint against the schema it declares, extra fields forbidden.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ZERO_IMAGE = [0.0] * 784
 
@@ -37,37 +42,43 @@ class LatentsRequest(BaseModel):
     latents: list[list[float]] = Field(description="Latent vectors, each of the model's latent size p")
 
 
-class EncodeResponse(BaseModel):
+class Schema(BaseModel):
+    """A reply's schema: exactly these fields (a reply with more would fail the contract test)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EncodeResponse(Schema):
     model: str
     version: int
     latents: list[list[float]] = Field(description="One latent vector of size p per image")
 
 
-class DecodeResponse(BaseModel):
+class DecodeResponse(Schema):
     model: str
     version: int
     images: list[list[float]] = Field(description="One image of 784 pixels in [0, 1] per latent vector")
 
 
-class ReconstructResponse(BaseModel):
+class ReconstructResponse(Schema):
     model: str
     version: int
     reconstructions: list[list[float]] = Field(description="784 pixels in [0, 1] per image")
     mse: list[float] = Field(description="Mean squared error per pixel, one per image")
 
 
-class MapPoint(BaseModel):
+class MapPoint(Schema):
     x: float
     y: float
     label: int = Field(ge=0, le=9, description="The test image's digit")
 
 
-class Position(BaseModel):
+class Position(Schema):
     x: float
     y: float
 
 
-class LatentMapResponse(BaseModel):
+class LatentMapResponse(Schema):
     model: str
     version: int
     projection: str = Field(description="'identity' for p = 2, 'pca' for p > 2")
@@ -75,7 +86,7 @@ class LatentMapResponse(BaseModel):
     positions: list[Position] | None = Field(default=None, description="Where the posted images land (POST only)")
 
 
-class ModelSummary(BaseModel):
+class ModelSummary(Schema):
     name: str
     versions: list[int]
     latest: int
@@ -84,22 +95,65 @@ class ModelSummary(BaseModel):
     metrics: dict[str, float]
 
 
-class ModelList(BaseModel):
+class ModelList(Schema):
     default_model: str = Field(description="Served when a request names no model")
     models: list[ModelSummary]
 
 
-class ModelDetail(BaseModel):
+class Architecture(Schema):
+    hidden_sizes: list[int] = Field(description="Encoder hidden layer widths; the decoder mirrors them")
+    latent_size: int
+    input_size: int
+    activation: str
+    batch_norm: bool
+
+
+class VersionSummary(Schema):
     name: str
-    versions: list[dict[str, Any]] = Field(description="Every served version: architecture, metrics, training")
+    version: int
+    latent_size: int
+    parameters: int | None
+    architecture: Architecture
+    dataset: str | None
+    recipe: str | None = Field(description="The training recipe's name")
+    epochs: int | None
+    metrics: dict[str, float] = Field(description="Final train and test MSE")
+    train_seconds: float | None
+    created: str | None = Field(description="When the version was published (ISO 8601)")
 
 
-class ErrorBody(BaseModel):
+class ModelDetail(Schema):
+    name: str
+    versions: list[VersionSummary] = Field(description="Every served version, oldest first")
+
+
+class HealthResponse(Schema):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyResponse(Schema):
+    status: str = Field(examples=["ready"])
+    versions: int = Field(description="Model versions served")
+    skipped: dict[str, str] = Field(description="'name/version' of each version not served, and why")
+
+
+class Problem(Schema):
+    where: str = Field(examples=["query.version"])
+    message: str
+
+
+class ErrorBody(Schema):
     code: str = Field(examples=["invalid_input"])
     message: str = Field(examples=["images[2] has shape [780]; expected 784 or 28x28"])
+    index: int | None = Field(default=None, description="Which image or latent vector of the request is wrong")
+    limit: int | None = Field(default=None, description="The limit exceeded (413)")
+    problems: list[Problem] | None = Field(default=None, description="Each invalid parameter (422)")
+    available: list[str] | None = Field(default=None, description="What exists, for an unknown name (404)")
+    available_versions: list[int] | None = Field(default=None, description="The versions served (404)")
+    skipped: dict[str, str] | None = Field(default=None, description="Versions not served, and why (503)")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Schema):
     error: ErrorBody
 
 
@@ -144,6 +198,7 @@ LATENTS_BODY: dict[str, Any] = {
     }
 }
 
+NOT_READY: dict[str, Any] = {"model": ErrorResponse, "description": "Not ready: loading, shutting down, or no model"}
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {

@@ -1,4 +1,8 @@
-"""Every setting of the service, from AE_* environment variables or passed by tests."""
+"""Every setting of the service, from AE_* environment variables or passed by tests.
+
+The defaults were chosen by measurement; BENCHMARKS.md ("Serving", the steps of "What changed")
+keeps the figures behind them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import torch
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.core import Batching
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AE_", env_file=".env", extra="ignore")
@@ -17,24 +23,21 @@ class Settings(BaseSettings):
     default_model: str = "mlp2-p16"  # the best reconstructions among the shipped configurations
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads for each torch forward pass of 64 images or more; 0: the cores but one (which
-    # stays with the event loop), shared among the forward workers (parsing a 256-image JSON body
-    # costs more than its forward pass; measured on 2 cores, a second torch thread there gave raw
-    # bodies 1.05-1.3x and JSON 0.8x). Smaller passes always run on one thread: for them a second
-    # costs more than it saves.
+    # stays with the event loop: parsing a large JSON body costs more than its forward pass),
+    # shared among the forward workers. Smaller passes always run on one thread: for them a
+    # second costs more than it saves (step 5).
     torch_threads: int = Field(default=0, ge=0)
     # Forward passes that may run at once per model version, when a full batch waits behind a
     # running pass (without such a backlog passes run one at a time, and the next batch grows
-    # meanwhile). 0: 2 on the CPU, 1 on CUDA. Measured on 2 cores, 256-image raw bodies at 16
-    # connections: two passes of up to 1,024 images gave 1.2-1.3x the images/s of one.
+    # meanwhile). 0: 2 on the CPU, where a second pass uses the idle core (step 8), 1 on CUDA.
     forward_workers: int = Field(default=0, ge=0)
     # Micro-batching: a batch leaves when it holds max_batch_size images or its oldest
     # request has waited max_delay_ms; the queue holds at most queue_size images per model.
-    # Measured on 2 cores: passes of up to 1,024 images gave 256-image bodies 1.05-1.1x the
-    # images/s of 256 with one pass at a time, and made room for a second pass.
+    # Large batches make room for a second pass behind a running one (step 8).
     max_batch_size: int = Field(default=1024, ge=1)
-    # Unset: 2 ms on CUDA, 0 on the CPU. On the CPU a forward pass costs less than the wait
-    # (measured: 0 ms gave 1.3x the requests/s of 2 ms at 16 connections, 3x at one); batches
-    # still form there from the requests that queue while the previous pass runs.
+    # Unset: 2 ms on CUDA, 0 on the CPU. On the CPU a forward pass costs less than the wait; batches
+    # still form there from the requests that queue while the previous pass runs ("batching on"
+    # against "batching off" in the serving tables).
     max_delay_ms: float | None = Field(default=None, ge=0)
     queue_size: int = Field(default=8192, ge=1)
     max_images_per_request: int = Field(default=4096, ge=1)
@@ -42,9 +45,8 @@ class Settings(BaseSettings):
     latent_map_limit: int = Field(default=2000, ge=1)  # default number of test points on /latent-map
     cors_origins: list[str] = []
     log_level: str = "info"
-    # uvicorn's line per request at log level info. Off, a one-image raw request costs a third less
-    # CPU (100 vs 143 us, 1.4x the requests/s at 16 connections on 2 cores): worth it where a proxy
-    # logs requests anyway.
+    # uvicorn's line per request at log level info. Off, a small request costs much less CPU
+    # (step 12): worth it where a proxy logs requests anyway.
     access_log: bool = True
     api_key: SecretStr | None = None  # when set, every endpoint but health needs "Authorization: Bearer <key>"
     host: str = "127.0.0.1"
@@ -63,3 +65,9 @@ class Settings(BaseSettings):
         if self.max_delay_ms is not None:
             return self.max_delay_ms / 1000
         return 0.002 if device.type == "cuda" else 0.0
+
+    def batching(self, device: torch.device) -> Batching:
+        """The inference core's limits on `device`."""
+        workers = self.workers(device)
+        return Batching(self.max_batch_size, self.batch_delay(device), self.queue_size, workers,
+                        self.large_pass_threads(workers))  # fmt: skip

@@ -16,12 +16,12 @@ router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS, ta
 async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
     """Every served model: its versions, latent size, parameters and the latest version's metrics."""
     summaries = []
-    for name, versions in sorted(catalog.models.items()):
-        latest = versions[max(versions)].summary()
+    for name in catalog.names():
+        latest = catalog.resolve(name, None).summary()
         summaries.append(
             {
                 "name": name,
-                "versions": sorted(versions),
+                "versions": catalog.versions(name),
                 "latest": latest["version"],
                 "latent_size": latest["latent_size"],
                 "parameters": latest["parameters"],
@@ -34,6 +34,5 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
 @router.get("/models/{name}", response_model=ModelDetail)
 async def model_detail(name: str, catalog: CatalogDep) -> Response:
     """One model: every served version with its architecture, recipe, metrics and training time."""
-    latest = catalog.resolve(name, None)
-    versions = [catalog.resolve(name, v).summary() for v in sorted(catalog.models[latest.name])]
+    versions = [catalog.resolve(name, version).summary() for version in catalog.versions(name)]
     return json_response({"name": name, "versions": versions})

@@ -1,4 +1,8 @@
-"""POST /encode, /decode, /reconstruct and GET/POST /latent-map: lean routes (see service/lean.py)."""
+"""POST /encode, /decode, /reconstruct and GET/POST /latent-map: lean routes (see service/lean.py).
+
+Each translates: the request's query and body into a served model and input rows (deps, codecs),
+those into a core call (`infer`: a `Pass` through the model's batcher), the outputs into a reply.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from service.batcher import BatcherClosed, Outputs, QueueFull
-from service.catalog import ServedModel
-from service.codecs import as_unit_floats, json_response, output_format, raw_response, read_images, read_latents
+from service.codecs import json_response, output_format, raw_response, read_images, read_latents
+from service.core import Outputs, Pass, ServedModel, as_unit_floats
 from service.deps import resolve_model, settings_of
-from service.errors import ClientGone, Overloaded
+from service.errors import ClientGone
 from service.imaging import comparison_png, grid_png, scatter_png
 from service.lean import LeanRoute
 from service.schemas import (
@@ -34,6 +37,8 @@ PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}, "appl
 Params = Annotated[ModelQuery, Query()]
 MapParams = Annotated[MapQuery, Query()]
 WATCH_AFTER = 0.01  # seconds a request waits for its forward pass before anyone watches for a hang-up
+# what /reconstruct's pass computes for each output format: MSEs for JSON only, uint8 pixels for raw
+RECONSTRUCT_PASS = {"json": Pass.RECONSTRUCT_MSE, "png": Pass.RECONSTRUCT, "raw": Pass.RECONSTRUCT_PIXELS}
 
 
 async def _cancel_on_hang_up(receive: Receive, work: asyncio.Future[Outputs]) -> None:
@@ -42,17 +47,14 @@ async def _cancel_on_hang_up(receive: Receive, work: asyncio.Future[Outputs]) ->
     work.cancel()  # the batcher skips it: no forward pass for a client that left
 
 
-async def infer(request: Request, served: ServedModel, kind: str, inputs: np.ndarray) -> Outputs:
-    """Through the model's batcher; a client that disconnects meanwhile costs nothing more.
+async def infer(request: Request, served: ServedModel, what: Pass, inputs: np.ndarray) -> Outputs:
+    """`what` over `inputs`, through the model's batcher; a client that disconnects meanwhile costs nothing more.
 
     Only a request still waiting after WATCH_AFTER seconds gets a task that watches for the
-    client hanging up: most are answered sooner, and a task per request cost them ~9 us each.
+    client hanging up: most are answered sooner, and a task each would cost them all
+    (BENCHMARKS.md, serving, step 11). A full queue raises the core's Overloaded (a 503).
     """
-    assert served.batcher is not None, "batchers start in the lifespan"
-    try:
-        work = served.batcher.submit(kind, inputs)
-    except (QueueFull, BatcherClosed) as e:
-        raise Overloaded(f"model {served.name} is busy ({e}); retry shortly", headers={"Retry-After": "1"}) from None
+    work = served.submit(what, inputs)
     watchers: list[asyncio.Task[None]] = []
     timer = asyncio.get_running_loop().call_later(
         WATCH_AFTER, lambda: watchers.append(asyncio.ensure_future(_cancel_on_hang_up(request.receive, work)))
@@ -78,7 +80,7 @@ async def encode(request: Request, query: Params) -> Response:
     """Images -> latent vectors of size p (JSON, or float32 bytes with Accept: application/octet-stream)."""
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "raw"))
-    codes = (await infer(request, served, "encode", await read_images(request, settings_of(request))))["codes"]
+    codes = (await infer(request, served, Pass.ENCODE, await read_images(request, settings_of(request))))["codes"]
     if fmt == "raw":
         return raw_response(codes)
     return json_response({"model": served.name, "version": served.version, "latents": codes})
@@ -90,7 +92,7 @@ async def decode(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     latents = await read_latents(request, settings_of(request), served.latent_size)
-    images = (await infer(request, served, "decode_pixels" if fmt == "raw" else "decode", latents))["images"]
+    images = (await infer(request, served, Pass.DECODE_PIXELS if fmt == "raw" else Pass.DECODE, latents))["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
     if fmt == "raw":
@@ -104,8 +106,7 @@ async def reconstruct(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     images = await read_images(request, settings_of(request))
-    kind = {"json": "reconstruct_mse", "png": "reconstruct", "raw": "reconstruct_pixels"}[fmt]
-    out = await infer(request, served, kind, images)
+    out = await infer(request, served, RECONSTRUCT_PASS[fmt], images)
     if fmt == "png":
         return png_response(await asyncio.to_thread(comparison_png, as_unit_floats(images), out["images"]))
     if fmt == "raw":
@@ -153,5 +154,5 @@ async def place_on_latent_map(request: Request, query: MapParams) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png"))
     settings = settings_of(request)
-    codes = (await infer(request, served, "encode", await read_images(request, settings)))["codes"]
+    codes = (await infer(request, served, Pass.ENCODE, await read_images(request, settings)))["codes"]
     return await _map_response(served, query.limit or settings.latent_map_limit, served.to_map(codes), fmt)

@@ -7,24 +7,28 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from service.codecs import json_response
-from service.deps import CatalogDep, require_api_key
+from service.core import Catalog
+from service.deps import require_api_key
 from service.errors import NotReady
+from service.schemas import NOT_READY, HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthResponse)
 async def healthz() -> Response:
     """Alive: the process answers."""
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
-async def readyz(request: Request, catalog: CatalogDep) -> Response:
-    """Ready once every model is loaded and warmed; zero models is not ready."""
-    if not request.app.state.ready or len(catalog) == 0:
-        raise NotReady("no model loaded yet" if not request.app.state.ready else "no valid model in the store",
-                       skipped=catalog.skipped)  # fmt: skip
+@router.get("/readyz", response_model=ReadyResponse, responses={503: NOT_READY})
+async def readyz(request: Request) -> Response:
+    """Ready once every model is loaded and warmed, until shutdown begins; zero models is not ready."""
+    catalog: Catalog | None = request.app.state.catalog
+    if catalog is None or catalog.closing:
+        raise NotReady("no model loaded yet", skipped=catalog.skipped if catalog else {})
+    if len(catalog) == 0:
+        raise NotReady("no valid model in the store", skipped=catalog.skipped)
     return json_response({"status": "ready", "versions": len(catalog), "skipped": catalog.skipped})
 
 

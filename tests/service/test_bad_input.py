@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from pngs import encode_png
 
 from service.app import create_app
 from service.settings import Settings
@@ -140,8 +141,6 @@ def test_too_many_images_and_too_large_bodies(strict_client: TestClient) -> None
 
 
 def _png() -> bytes:
-    from service.imaging import encode_png
-
     return encode_png(np.zeros(784, np.float32))
 
 

@@ -15,8 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from service.app import create_app
-from service.batcher import MicroBatcher, QueueFull
-from service.catalog import KINDS
+from service.core import MicroBatcher, Pass, QueueFull, run_pass
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -100,12 +99,16 @@ async def test_each_kind_of_pass_computes_what_its_response_needs(
 ) -> None:
     async with serve(configure()) as (_, app):
         served = app.state.catalog.resolve("mlp2-p2", None)  # type: ignore[attr-defined]
-        out = {kind: served.forward(kind, [digits[:3]]) for kind in KINDS if kind.startswith(("encode", "reconstruct"))}
+
+        def forward(what: Pass, inputs: np.ndarray) -> dict[str, np.ndarray]:
+            return run_pass(served.checkpoint.model, served.device, what, [inputs])
+
+        out = {what: forward(what, digits[:3]) for what in Pass if not what.takes_codes}
         codes = out["encode"]["codes"]
-        for kind in ("decode", "decode_pixels"):
-            out[kind] = served.forward(kind, [codes])
-        with pytest.raises(ValueError, match="unknown forward kind 'score'"):
-            served.forward("score", [digits[:3]])
+        for what in (Pass.DECODE, Pass.DECODE_PIXELS):
+            out[what] = forward(what, codes)
+        with pytest.raises(ValueError, match="'score' is not a valid Pass"):
+            forward("score", digits[:3])  # type: ignore[arg-type]
     assert {kind: set(outputs) for kind, outputs in out.items()} == {
         "encode": {"codes"},
         "decode": {"images"},
@@ -161,7 +164,7 @@ async def test_shutdown_finishes_what_is_queued(configure: Callable[..., Setting
     await client.aclose()
 
 
-def _echo(kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+def _echo(what: Pass, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
     inputs = np.concatenate(parts)
     if (inputs < 0).any():
         raise RuntimeError("the device failed")
@@ -172,9 +175,9 @@ async def test_batcher_error_reaches_exactly_its_batch() -> None:
     batches: list[int] = []
     batcher = MicroBatcher(_echo, max_batch_size=4, max_delay=0.05, queue_size=100, on_batch=batches.append)
     batcher.start()
-    first = [asyncio.ensure_future(batcher.submit("images", np.full((1, 3), v, np.float32))) for v in (1, -1, 2)]
+    first = [asyncio.ensure_future(batcher.submit(Pass.ENCODE, np.full((1, 3), v, np.float32))) for v in (1, -1, 2)]
     await asyncio.sleep(0.2)
-    second = await batcher.submit("images", np.full((2, 3), 5, np.float32))
+    second = await batcher.submit(Pass.ENCODE, np.full((2, 3), 5, np.float32))
     results = await asyncio.gather(*first, return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)  # one failing pass fails its whole batch
     np.testing.assert_array_equal(second["out"], np.full((2, 3), 10))  # the next batch is unharmed
@@ -186,11 +189,11 @@ async def test_batcher_skips_requests_whose_client_left_and_bounds_its_queue() -
     batches: list[int] = []
     batcher = MicroBatcher(_echo, max_batch_size=8, max_delay=0.1, queue_size=6, on_batch=batches.append)
     batcher.start()
-    gone = asyncio.ensure_future(batcher.submit("images", np.ones((3, 2), np.float32)))
-    kept = asyncio.ensure_future(batcher.submit("images", np.ones((2, 2), np.float32)))
+    gone = asyncio.ensure_future(batcher.submit(Pass.ENCODE, np.ones((3, 2), np.float32)))
+    kept = asyncio.ensure_future(batcher.submit(Pass.ENCODE, np.ones((2, 2), np.float32)))
     await asyncio.sleep(0.01)
     with pytest.raises(QueueFull):
-        await batcher.submit("images", np.ones((2, 2), np.float32))  # 5 queued + 2 > 6
+        await batcher.submit(Pass.ENCODE, np.ones((2, 2), np.float32))  # 5 queued + 2 > 6
     gone.cancel()  # what a disconnecting client does to its request
     assert (await kept)["out"].shape == (2, 2)
     assert batches == [2]  # the cancelled request cost no forward pass
@@ -203,14 +206,14 @@ async def test_clients_that_answer_each_reply_share_every_pass(monkeypatch: pyte
     sockets): the batcher's turns between passes let all eight join each pass; without them,
     passes alternate between whoever came back first and the stragglers."""
     if not settle:
-        monkeypatch.setattr("service.batcher.SETTLE_TURNS", 0)  # the control: shows the test can fail
+        monkeypatch.setattr("service.core.batcher.SETTLE_TURNS", 0)  # the control: shows the test can fail
     batches: list[int] = []
     batcher = MicroBatcher(_echo, max_batch_size=64, max_delay=0, queue_size=100, on_batch=batches.append)
     batcher.start()
 
     async def client(index: int) -> None:
         for _ in range(10):
-            await batcher.submit("images", np.full((1, 2), index, np.float32))
+            await batcher.submit(Pass.ENCODE, np.full((1, 2), index, np.float32))
             for _ in range(index % 4):  # the reply's way out and the next request's way in
                 await asyncio.sleep(0)
 
@@ -231,7 +234,7 @@ class _Overlap:
         self.running = self.most = 0
         self.batches: list[int] = []
 
-    def __call__(self, kind: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, what: Pass, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
@@ -239,7 +242,7 @@ class _Overlap:
         time.sleep(0.05)
         with self.lock:
             self.running -= 1
-        return _echo(kind, parts)
+        return _echo(what, parts)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -248,7 +251,7 @@ async def test_a_backlog_of_full_batches_runs_on_every_worker(workers: int) -> N
     with ThreadPoolExecutor(workers) as pool:
         batcher = MicroBatcher(forward, max_batch_size=4, max_delay=0, queue_size=100, executor=pool, workers=workers)
         batcher.start()
-        results = await asyncio.gather(*(batcher.submit("images", np.full((4, 2), i, np.float32)) for i in range(6)))
+        results = await asyncio.gather(*(batcher.submit(Pass.ENCODE, np.full((4, 2), i, np.float32)) for i in range(6)))
         await batcher.close()
     assert [r["out"][0, 0] for r in results] == [2 * i for i in range(6)]  # each its own rows, in order
     assert forward.batches == [4] * 6 and forward.most == workers
@@ -259,9 +262,9 @@ async def test_without_a_full_batch_passes_run_one_at_a_time_and_the_next_grows(
     with ThreadPoolExecutor(2) as pool:
         batcher = MicroBatcher(forward, max_batch_size=64, max_delay=0, queue_size=100, executor=pool, workers=2)
         batcher.start()
-        first = batcher.submit("images", np.ones((1, 2), np.float32))
+        first = batcher.submit(Pass.ENCODE, np.ones((1, 2), np.float32))
         await asyncio.sleep(0.01)  # its pass is running
-        rest = [batcher.submit("images", np.ones((1, 2), np.float32)) for _ in range(5)]
+        rest = [batcher.submit(Pass.ENCODE, np.ones((1, 2), np.float32)) for _ in range(5)]
         await asyncio.gather(first, *rest)
         await batcher.close()
     assert forward.batches == [1, 5] and forward.most == 1

@@ -10,9 +10,9 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
+from pngs import encode_png
 
 from models import CheckpointStore
-from service.imaging import encode_png
 from service.settings import Settings
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from pngs import encode_png
 
 from service.imaging import (
     MAX_PIXELS,
@@ -16,7 +17,6 @@ from service.imaging import (
     ImageDecodeError,
     comparison_png,
     decode_png,
-    encode_png,
     grid_png,
     scatter_png,
 )

@@ -5,6 +5,7 @@ LeanApp takes their requests past the router and FastAPI's own layers, with the 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Annotated, ClassVar
 
@@ -13,7 +14,9 @@ import pytest
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.app import create_app
@@ -205,3 +208,47 @@ def test_the_service_answers_through_the_lane_exactly_as_through_the_full_stack(
     # every request counted once, under its route and model, whichever way it went
     assert counted and all(value % 2 == 0 for _, value in counted), counted
     assert {labels["endpoint"] for labels, _ in counted} == {"/reconstruct", "/encode", "/decode", "/latent-map"}
+
+
+def _layers(app: ASGIApp) -> list[str]:
+    """The classes of an ASGI stack, outermost first, following each middleware's `app` to the router."""
+    names = [type(app).__name__]
+    while not isinstance(app, Router):
+        app = app.app  # type: ignore[attr-defined]
+        names.append(type(app).__name__)
+    return names
+
+
+def test_the_fastapi_internals_the_lane_reads_are_there() -> None:
+    """What service/lean.py assumes of FastAPI (its docstring names the tested version)."""
+    parameters = inspect.signature(FastAPI.__init__).parameters
+    assert "telemetry" in parameters and "max_body_size" in parameters  # LeanApp's argument, the lane's check
+    assert LeanApp().max_body_size is None
+    assert "build_middleware_stack" in vars(FastAPI)  # FastAPI's own stack, which LeanApp wraps
+    assert tuple(Middleware(Recorder, 1, x=2)) == (Recorder, (1,), {"x": 2})  # user_middleware entries
+    app = _lean_app()
+    # the layers FastAPI puts around the user middleware, of which the lane keeps the exception handling
+    assert _layers(FastAPI.build_middleware_stack(app)) == [
+        "ServerErrorMiddleware",
+        "ExceptionTelemetryMiddleware",
+        "AppBodyLimitMiddleware",
+        "Recorder",
+        "ExceptionMiddleware",
+        "AsyncExitStackMiddleware",
+        "APIRouter",
+    ]
+
+
+def test_the_service_s_inference_requests_take_the_lane(configure: Callable[..., Settings]) -> None:
+    Recorder.seen = []
+    app = create_app(configure())
+    app.add_middleware(Recorder)
+    with TestClient(app) as client:
+        assert client.post("/encode", json={"images": [[0.5] * 784]}).status_code == 200
+        assert client.get("/latent-map?limit=1").status_code == 200
+        assert client.get("/models").status_code == 200
+    assert [(path, full_stack) for path, full_stack, _, _ in Recorder.seen] == [
+        ("/encode", False),
+        ("/latent-map", False),
+        ("/models", True),
+    ]

@@ -29,17 +29,15 @@ import pytest
 import torch
 from liveserver import LOOPBACK, REPO, STOP_DEADLINE, LiveServer, live_server
 from PIL import Image
+from pngs import encode_png
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import CheckpointStore
-from service.imaging import decode_png, encode_png
+from service.imaging import decode_png
 from training.data import ImageData
 
 SHIPPED = REPO / "checkpoints"
 README_URL = "http://127.0.0.1:8000"
-
-
-# ---------------------------------------------------------------------------- the server
 
 
 # ---------------------------------------------------------------------------- helpers

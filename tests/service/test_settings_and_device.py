@@ -11,7 +11,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from service.app import LARGE_PASS, create_app, on_torch_threads
+from service.app import create_app
+from service.core import LARGE_PASS, on_torch_threads
 from service.settings import Settings
 
 ONE = {"images": [[0.2] * 784]}
@@ -129,7 +130,7 @@ def test_the_forward_thread_serves_with_the_configured_threads(configure: Callab
     # one worker thread, so that the pool's next call runs where the last pass ran
     with TestClient(create_app(configure(torch_threads=2, forward_workers=1))) as client:
         assert client.post("/encode", json={"images": [[0.5] * 784] * LARGE_PASS}).status_code == 200
-        pool = client.app.state.forward_pool  # type: ignore[attr-defined]
+        pool = client.app.state.catalog.runtime.pool  # type: ignore[attr-defined]
         assert pool.submit(torch.get_num_threads).result() == 2  # the last pass was a large one
         assert client.post("/encode", json=ONE).status_code == 200
         assert pool.submit(torch.get_num_threads).result() == 1

@@ -6,7 +6,7 @@ worker thread, so the event loop keeps accepting requests meanwhile; requests th
 arrive during a pass form the next batch, and so do those that the pass's replies bring
 back within a few turns of the event loop after it. Passes run one at a time, unless a
 full batch waits behind a running one: then up to `workers` run at once. The queue is
-bounded in images.
+bounded in images. The batcher knows nothing of models: it runs the `Forward` it is given.
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-# Event-loop turns between forward passes (see _settle). Measured with 16 clients of one raw image
-# each on 2 cores, requests/s against no turns: 4 turns 1.3x, 8 turns 1.4x, 16 turns 1.35x.
-SETTLE_TURNS = 8
+from service.core.forward import Outputs, Pass
 
-Outputs = dict[str, np.ndarray]  # named results, each with one row per input row
-# (kind, the batch's input arrays in order) -> outputs for their rows, concatenated; runs in the
-# worker thread, so joining the arrays costs the event loop nothing
-Forward = Callable[[str, list[np.ndarray]], Outputs]
+log = logging.getLogger(__name__)
+SETTLE_TURNS = 8  # event-loop turns between forward passes (see _settle; the count: BENCHMARKS.md, serving, step 7)
+
+# (what to compute, the batch's input arrays in order) -> outputs for their rows, concatenated; runs
+# in a worker thread, so joining the arrays costs the event loop nothing
+Forward = Callable[[Pass, list[np.ndarray]], Outputs]
 
 
 class QueueFull(Exception):
@@ -50,7 +49,7 @@ class _Job:
 
 @dataclass
 class _Item:
-    kind: str  # which forward pass (ServedModel.forward's kinds); a batch runs one per kind in it
+    what: Pass  # a batch runs one forward pass per Pass among its items
     inputs: np.ndarray
     job: _Job
     index: int  # which part of the job
@@ -102,7 +101,7 @@ class MicroBatcher:
         if self._worker is not None:
             await self._worker
 
-    def submit(self, kind: str, inputs: np.ndarray) -> asyncio.Future[Outputs]:
+    def submit(self, what: Pass, inputs: np.ndarray) -> asyncio.Future[Outputs]:
         """Queue `inputs` (rows), split into batch-sized chunks; the future gets their outputs in order.
 
         Cancelling the future (a client that left) drops whatever of it has not run yet.
@@ -115,7 +114,7 @@ class MicroBatcher:
         job = _Job(asyncio.get_running_loop().create_future(), [None] * len(starts))
         was_idle = not self._pending
         self._pending.extend(
-            _Item(kind, inputs[start : start + self.max_batch_size], job, index) for index, start in enumerate(starts)
+            _Item(what, inputs[start : start + self.max_batch_size], job, index) for index, start in enumerate(starts)
         )
         self.pending_images += len(inputs)
         if was_idle or self._full_batch_waits():
@@ -181,13 +180,13 @@ class MicroBatcher:
         if not live:
             return
         loop = asyncio.get_running_loop()
-        for kind in sorted({item.kind for item in live}):
-            group = [item for item in live if item.kind == kind]
+        for what in sorted({item.what for item in live}):
+            group = [item for item in live if item.what == what]
             try:
                 inputs = [item.inputs for item in group]
                 if self._on_batch:
                     self._on_batch(sum(len(part) for part in inputs))  # one observation per forward pass
-                outputs = await loop.run_in_executor(self._executor, self._forward, kind, inputs)
+                outputs = await loop.run_in_executor(self._executor, self._forward, what, inputs)
                 self._deliver(group, outputs)
             except Exception as e:  # the error reaches exactly the requests of this batch
                 log.exception("forward pass failed for a batch of %d requests", len(group))
