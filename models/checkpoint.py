@@ -222,7 +222,7 @@ def _check_confined(folder: Path, within: Path) -> None:
     boundary = within.resolve()
     for path in (folder, *(folder / name for name in REQUIRED_FILES)):
         if path.exists() and not path.resolve().is_relative_to(boundary):
-            raise CheckpointError(path, f"leads out of {within} (to {path.resolve()}); refused")
+            raise CheckpointError(path, f"a symlink leads out of {within.name!r}; refused")
 
 
 def _load_latents(folder: Path, latent_size: int) -> LatentSet:

@@ -27,6 +27,11 @@ class Catalog:
     async def load(cls, store: CheckpointStore, runtime: Runtime) -> Catalog:
         """Every valid version in the store, loaded, warmed and started; a broken one skipped with a logged reason."""
         catalog = cls(runtime)
+        if not store.root.is_dir():
+            log.error("the checkpoint store %s does not exist: no model to serve", store.root.resolve())
+        catalog.skipped.update(store.problems())
+        for entry, reason in catalog.skipped.items():
+            log.warning("not serving %s: %s", entry, reason)
         for name in store.names():
             for version in store.versions(name):
                 await catalog._load_version(store, name, version)
@@ -35,9 +40,11 @@ class Catalog:
 
     async def _load_version(self, store: CheckpointStore, name: str, version: int) -> None:
         try:
-            served = await ServedModel.load(store.path(name, version), self.runtime)
+            served = await ServedModel.load(store, name, version, self.runtime)
         except CheckpointError as e:
-            self.skipped[f"{name}/{version}"] = str(e)
+            # Paths relative to the store: the reason is shown on /readyz, the store's location is not.
+            where = e.path.relative_to(store.root) if e.path.is_relative_to(store.root) else e.path.name
+            self.skipped[f"{name}/{version}"] = f"{where}: {e.reason}"
             log.warning("not serving %s version %d: %s", name, version, e)
             return
         self._models.setdefault(name, {})[version] = served

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from models import Checkpoint, load_checkpoint
+from models import Checkpoint, CheckpointStore
 from service.core.batcher import BatcherClosed, MicroBatcher, QueueFull
 from service.core.errors import Overloaded
 from service.core.forward import Outputs, Pass, run_pass, warm
@@ -27,13 +26,13 @@ class ServedModel:
     map_labels: np.ndarray  # their digits, (N,)
 
     @classmethod
-    async def load(cls, path: Path, runtime: Runtime) -> ServedModel:
-        """The version at `path`, loaded and warmed in a forward worker, its batcher started (on the event loop).
+    async def load(cls, store: CheckpointStore, name: str, version: int, runtime: Runtime) -> ServedModel:
+        """A version of the store, loaded and warmed in a forward worker, its batcher started (on the event loop).
 
         A broken version raises CheckpointError.
         """
         loop = asyncio.get_running_loop()
-        checkpoint = await loop.run_in_executor(runtime.pool, _load_and_warm, path, runtime.device)
+        checkpoint = await loop.run_in_executor(runtime.pool, _load_and_warm, store, name, version, runtime.device)
         return cls.start(checkpoint, runtime)
 
     @classmethod
@@ -101,7 +100,7 @@ class ServedModel:
         }
 
 
-def _load_and_warm(path: Path, device: torch.device) -> Checkpoint:
-    checkpoint = load_checkpoint(path, device)
+def _load_and_warm(store: CheckpointStore, name: str, version: int, device: torch.device) -> Checkpoint:
+    checkpoint = store.load(name, version, device)
     warm(checkpoint.model, device)
     return checkpoint

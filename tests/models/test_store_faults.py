@@ -76,8 +76,8 @@ FAULTS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "metadata is not UTF-8": (lambda v, _o: (v / METADATA).write_bytes(b"\xff\xfe{"), "not valid JSON"),
     "history is garbage": (lambda v, o: rewrite(v, HISTORY, b"epoch,train_mse\n1,abc\n"), "not a valid history"),
     "latents are garbage": (lambda v, o: rewrite(v, LATENTS, b"\x00" * 16), "unreadable safetensors"),
-    "a file symlinked out of the store": (file_outside, "leads out of"),
-    "the folder symlinked out of the store": (folder_outside, "leads out of"),
+    "a file symlinked out of the store": (file_outside, "a symlink leads out of 'checkpoints'"),
+    "the folder symlinked out of the store": (folder_outside, "a symlink leads out of 'checkpoints'"),
 }
 
 

@@ -15,10 +15,10 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from models.images import SIDE, tile
 from training.report.results import Manifold
 
 DPI = 100
-SIDE = 28  # MNIST images are 28 x 28
 # Dark ink on white reads better on a light page than MNIST's white on black; the gaps
 # between digits are NaN, drawn light grey, so neighbouring digits never blend.
 INK = colormaps["gray_r"].with_extremes(bad="#c8d0d8")
@@ -35,15 +35,9 @@ def save(figure: Figure, path: Path) -> None:
     figure.savefig(path, format="png", metadata={"Software": None})
 
 
-def tile(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
-    """Flat 784-pixel images laid out row by row, with NaN gaps between them."""
-    rows = math.ceil(len(images) / columns)
-    step = SIDE + gap
-    canvas = np.full((rows * step - gap, columns * step - gap), np.nan)
-    for i, image in enumerate(images):
-        top, left = (i // columns) * step, (i % columns) * step
-        canvas[top : top + SIDE, left : left + SIDE] = image.reshape(SIDE, SIDE)
-    return canvas
+def _canvas(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
+    """Images tiled with NaN gaps (drawn as the colour map's background), on a float64 canvas as always drawn."""
+    return tile(np.asarray(images, dtype=np.float64), columns, gap=gap, fill=np.nan)
 
 
 def reconstructions(originals: np.ndarray, digits: np.ndarray, rows: dict[str, np.ndarray]) -> Figure:
@@ -52,7 +46,7 @@ def reconstructions(originals: np.ndarray, digits: np.ndarray, rows: dict[str, n
     columns = len(originals)
     figure = new_figure(0.42 * columns + 1.6, 0.42 * len(labels) + 0.6)
     ax = figure.add_subplot()
-    ax.imshow(tile(np.concatenate([originals, *rows.values()]), columns), cmap=INK, vmin=0, vmax=1)
+    ax.imshow(_canvas(np.concatenate([originals, *rows.values()]), columns), cmap=INK, vmin=0, vmax=1)
     step = SIDE + 2
     ax.set_yticks([i * step + SIDE / 2 for i in range(len(labels))], labels)
     ax.set_xticks([i * step + SIDE / 2 for i in range(columns)], [str(d) for d in digits])
@@ -65,7 +59,7 @@ def _draw_manifold(ax: Axes, name: str, manifold: Manifold) -> None:
     steps = len(manifold.z1)
     dz1, dz2 = np.diff(manifold.z1).mean() / 2, -np.diff(manifold.z2).mean() / 2
     extent = (manifold.z1[0] - dz1, manifold.z1[-1] + dz1, manifold.z2[-1] - dz2, manifold.z2[0] + dz2)
-    ax.imshow(tile(manifold.images, steps, gap=0), cmap=INK, vmin=0, vmax=1, extent=extent, aspect="auto")
+    ax.imshow(_canvas(manifold.images, steps, gap=0), cmap=INK, vmin=0, vmax=1, extent=extent, aspect="auto")
     ax.set_title(name, fontsize="medium")
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
