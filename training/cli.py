@@ -11,7 +11,7 @@ import torch
 
 from models import CONFIGS, CheckpointStore, UnknownConfigError, get_config
 from models.device import DEVICE_CHOICES, resolve_device
-from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, default_data_dir, load_images
+from training.data import DATA_DIR_RULE, DATASETS, DataNotFoundError, default_data_dir, load_images
 from training.loop import TrainingDiverged, fit
 from training.publish import publish
 from training.recipes import LOADERS, RECIPES, get_recipe
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--loader", choices=LOADERS, help="override how batches are made: same recipe, different speed")
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS))
-    parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
+    parser.add_argument("--data-dir", type=Path, help=f"data root (default: {DATA_DIR_RULE})")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
     parser.add_argument("--store", type=Path, default=Path("checkpoints"), help="checkpoint store")
     parser.add_argument("--name", help="store name for one --config (default: the config, plus -DATASET if not mnist)")
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    data = load_images(args.dataset, args.data_dir or default_data_dir(), download=not args.no_download)
+    data_dir = args.data_dir or default_data_dir(args.dataset)
+    data = load_images(args.dataset, data_dir, download=not args.no_download)
     train_limit, test_limit = (2048, 1000) if args.dry_run else (args.train_limit, args.test_limit)
     if train_limit or test_limit:
         data = data.subset(train_limit, test_limit)
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.all and not args.dry_run:  # every configuration is fresh: regenerate the report from the store
         readme = generate_report(
-            store.root, args.report_dir, args.data_dir, not args.no_download, args.dataset, args.reference
+            store.root, args.report_dir, data_dir, not args.no_download, args.dataset, args.reference
         )
         log.info("report written to %s", readme)
     return 0
