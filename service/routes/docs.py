@@ -2,21 +2,20 @@
 
 FastAPI's own pages load them from a CDN, so they stay blank where there is no internet. Here
 they come from the `fastapi-offline` package, which bundles both; only the files in ASSETS are
-served, so a name in a URL is never turned into a path. The asset URLs carry the package's
-version, so a browser may keep the files until an upgrade changes them. As FastAPI's pages were,
-these are open without the API key (the calls made from them need it).
+served, each by a route of its own. Their URLs carry the package's version, so a browser may keep
+the files until an upgrade changes them. As FastAPI's pages were, these are open without the API
+key (the calls made from them need it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import metadata, resources
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from starlette.responses import FileResponse, HTMLResponse
-
-from service.errors import NotFound
 
 PACKAGE = "fastapi-offline"
 STATIC = Path(str(resources.files("fastapi_offline") / "static"))
@@ -26,6 +25,7 @@ ASSETS = {
     "redoc.standalone.js": "text/javascript",
     "favicon.png": "image/png",
 }
+ASSET_PATH = "/docs/assets"
 OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 # ReDoc's menu ends in a link to Redocly with a logo from their CDN, hidden when it fails to load:
 # the browser is told not to try, so that the page asks for nothing outside the service.
@@ -41,7 +41,7 @@ def _url(request: Request, path: str) -> str:
 
 
 def _asset(request: Request, name: str) -> str:
-    return _url(request, f"/docs/assets/{name}?v={metadata.version(PACKAGE)}")
+    return _url(request, f"{ASSET_PATH}/{name}?v={metadata.version(PACKAGE)}")
 
 
 @router.get("/docs")
@@ -76,10 +76,13 @@ async def redoc(request: Request) -> HTMLResponse:
     return page
 
 
-@router.api_route("/docs/assets/{name}", methods=["GET", "HEAD"])
-async def docs_asset(name: str) -> FileResponse:
-    """Only the files listed in ASSETS: a name is never turned into an arbitrary path."""
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise NotFound(f"no documentation file {name!r}", available=sorted(ASSETS))
-    return FileResponse(STATIC / name, media_type=media_type, headers=CACHE)
+def _serve(path: Path, media_type: str) -> Callable[[], Awaitable[FileResponse]]:
+    async def asset() -> FileResponse:
+        return FileResponse(path, media_type=media_type, headers=CACHE)
+
+    return asset
+
+
+# One route per file: a name in a URL is never turned into a path, and any other name is a 404.
+for _name, _media_type in ASSETS.items():
+    router.add_api_route(f"{ASSET_PATH}/{_name}", _serve(STATIC / _name, _media_type), methods=["GET", "HEAD"])
