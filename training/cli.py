@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 state_path=None if args.dry_run else state_path, label=name,
             )  # fmt: skip
         except TrainingInterrupted as stop:
-            raise Interrupted(_how_to_go_on(stop, args.dry_run, published, names[len(published) :])) from None
+            raise Interrupted(_how_to_go_on(stop, args.dry_run, published, list(configs)[len(published) :])) from None
         final = trained.history[-1]
         if args.dry_run:
             log.info("%s: dry run done, test MSE %.5f; nothing published", name, final["test_mse"])
