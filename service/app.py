@@ -15,7 +15,7 @@ from service.core import Catalog, Runtime
 from service.errors import install_error_handlers
 from service.lean import LeanApp
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import catalog, demo, inference, operations
+from service.routes import catalog, demo, docs, inference, operations
 from service.settings import Settings
 
 
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Encode, decode and reconstruct handwritten digits with the autoencoders of a lab report",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: service/routes/docs.py, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -55,6 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # an included router (FastAPI's wrapper around each inclusion) costs time on every request
     # (BENCHMARKS.md, serving, step 2).
     app.router.routes[:0] = inference.router.routes
-    for router in (catalog.router, operations.router, demo.router):
+    for router in (catalog.router, operations.router, demo.router, docs.router):
         app.include_router(router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,14 +12,19 @@ import torch
 
 from models import CONFIGS, CheckpointStore, UnknownConfigError, get_config
 from models.device import DEVICE_CHOICES, resolve_device
-from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, default_data_dir, load_images
-from training.loop import TrainingDiverged, fit
+from training.data import DATA_DIR_RULE, DATASETS, DataNotFoundError, default_data_dir, load_images
+from training.loop import TrainingDiverged, TrainingInterrupted, fit
 from training.publish import publish
 from training.recipes import LOADERS, RECIPES, get_recipe
 from training.report import generate_report
 
 log = logging.getLogger("training")
 STATE_FOLDER = ".train-state"  # inside the store; hidden, so never taken for a model
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with what the user needs to know: how far it got and how to go on."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--loader", choices=LOADERS, help="override how batches are made: same recipe, different speed")
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS))
-    parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
+    parser.add_argument("--data-dir", type=Path, help=f"data root (default: {DATA_DIR_RULE})")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
     parser.add_argument("--store", type=Path, default=Path("checkpoints"), help="checkpoint store")
     parser.add_argument("--name", help="store name for one --config (default: the config, plus -DATASET if not mnist)")
@@ -54,6 +60,30 @@ def store_name(config_name: str, dataset: str) -> str:
     return config_name if dataset == "mnist" else f"{config_name}-{dataset}"
 
 
+def _how_to_go_on(stop: TrainingInterrupted, dry_run: bool, published: list[str], left: list[str]) -> str:
+    """One line: where the run stopped, what is saved, and the command that resumes it."""
+    if dry_run:
+        return f"interrupted the dry run of {stop.label}; a dry run saves nothing"
+    where = f"interrupted after epoch {stop.saved_epochs} of {stop.epochs} of {stop.label}"
+    if not published:
+        return f"{where}; run the same command again to resume"
+    configs = " ".join(f"--config {name}" for name in left)
+    return f"{where} ({', '.join(published)} published); to resume the rest, run it again with only {configs}"
+
+
+def _write_report(args: argparse.Namespace, store: Path, data_dir: Path) -> None:
+    try:
+        readme = generate_report(store, args.report_dir, data_dir, not args.no_download, args.dataset, args.reference)
+    except KeyboardInterrupt:
+        command = ["ae-report", "--store", str(store), "--out", str(args.report_dir), "--dataset", args.dataset]
+        command += ["--reference", str(args.reference)] if args.reference else []
+        message = (
+            f"interrupted while writing the report; every model is published; to write it, run {shlex.join(command)}"
+        )
+        raise Interrupted(message) from None
+    log.info("report written to %s", readme)
+
+
 def run(args: argparse.Namespace) -> int:
     names = list(CONFIGS) if args.all else args.config
     configs = {name: get_config(name) for name in names}
@@ -62,12 +92,14 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    data = load_images(args.dataset, args.data_dir or default_data_dir(), download=not args.no_download)
+    data_dir = args.data_dir or default_data_dir(args.dataset)
+    data = load_images(args.dataset, data_dir, download=not args.no_download)
     train_limit, test_limit = (2048, 1000) if args.dry_run else (args.train_limit, args.test_limit)
     if train_limit or test_limit:
         data = data.subset(train_limit, test_limit)
     data = data.to(device)
     store = CheckpointStore(args.store)
+    published: list[str] = []
     for config_name, config in configs.items():
         recipe = get_recipe(args.recipe, config_name).with_epochs(1 if args.dry_run else args.epochs)
         recipe = recipe.with_loader(args.loader)
@@ -76,25 +108,26 @@ def run(args: argparse.Namespace) -> int:
         if args.restart or args.dry_run:
             state_path.unlink(missing_ok=True)
         log.info("%s: %s recipe, %d epochs, %s on %s", name, recipe.name, recipe.epochs, args.dataset, device)
-        trained = fit(
-            config, data, recipe, seed=args.seed, device=device,
-            state_path=None if args.dry_run else state_path, label=name,
-        )  # fmt: skip
+        try:
+            trained = fit(
+                config, data, recipe, seed=args.seed, device=device,
+                state_path=None if args.dry_run else state_path, label=name,
+            )  # fmt: skip
+        except TrainingInterrupted as stop:
+            raise Interrupted(_how_to_go_on(stop, args.dry_run, published, list(configs)[len(published) :])) from None
         final = trained.history[-1]
         if args.dry_run:
             log.info("%s: dry run done, test MSE %.5f; nothing published", name, final["test_mse"])
             continue
         version = publish(store, name, config_name, trained, data, recipe, args.seed)
         state_path.unlink(missing_ok=True)
+        published.append(config_name)
         log.info(
             "%s: published version %d (%s), test MSE %.5f, %.0f s",
             name, version, store.path(name, version), final["test_mse"], trained.train_seconds,
         )  # fmt: skip
     if args.all and not args.dry_run:  # every configuration is fresh: regenerate the report from the store
-        readme = generate_report(
-            store.root, args.report_dir, args.data_dir, not args.no_download, args.dataset, args.reference
-        )
-        log.info("report written to %s", readme)
+        _write_report(args, store.root, data_dir)
     return 0
 
 
@@ -106,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except (DataNotFoundError, UnknownConfigError, TrainingDiverged, ValueError, RuntimeError) as e:
         parser.exit(1, f"ae-train: error: {e}\n")
+    except Interrupted as e:
+        parser.exit(INTERRUPTED, f"ae-train: {e}\n")
+    except KeyboardInterrupt:  # before training (loading data) or while publishing: the saved state is intact
+        parser.exit(INTERRUPTED, "ae-train: interrupted; run the same command again to resume\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ from torchvision.transforms import ToTensor
 
 DATASETS: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
 DATA_DIR_ENV = "AE_DATA_DIR"
+# Relative to the working directory: the repository's own folder (git-ignored), then one shared beside the checkout.
+LOCAL_DATA_DIRS = (Path("data"), Path("../shared/data"))
+DATA_DIR_RULE = (
+    f"${DATA_DIR_ENV} if set; else the first of ./data and ../shared/data that holds the data set's files; "
+    "else ./data, where they are downloaded"
+)
 # Debian's dataset-fashion-mnist package installs the original .gz files here.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -52,8 +58,24 @@ class ImageData:
         return replace(self, train_images=self.train_images.to(device), test_images=self.test_images.to(device))
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV, "data"))
+def _dataset(name: str) -> type[MNIST]:
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def raw_files(name: str, root: Path) -> list[Path]:
+    """The uncompressed files torchvision reads for data set `name` under `root`."""
+    dataset = _dataset(name)
+    return [root / dataset.__name__ / "raw" / archive.removesuffix(".gz") for archive, _md5 in dataset.resources]
+
+
+def default_data_dir(name: str = "mnist") -> Path:
+    """Where the data set is looked for when no --data-dir is given: see DATA_DIR_RULE."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    holding = (root for root in LOCAL_DATA_DIRS if all(path.is_file() for path in raw_files(name, root)))
+    return next(holding, LOCAL_DATA_DIRS[0])
 
 
 def _extract_debian_files(dataset: type[MNIST], root: Path) -> bool:
@@ -75,15 +97,13 @@ def _extract_debian_files(dataset: type[MNIST], root: Path) -> bool:
 
 def open_split(name: str, root: Path, train: bool, download: bool = True) -> MNIST:
     """One split as a torchvision data set of (1x28x28 tensor, label) pairs."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
-    dataset = DATASETS[name]
+    dataset = _dataset(name)
     try:
         return dataset(str(root), train=train, download=False, transform=ToTensor())
     except RuntimeError:
         pass  # files missing: try the local Debian copy, then the network
-    expected = ", ".join(a.removesuffix(".gz") for a, _ in dataset.resources)
-    folder = Path(root) / dataset.__name__ / "raw"
+    files = raw_files(name, Path(root))
+    expected, folder = ", ".join(path.name for path in files), files[0].parent
     if not download:
         raise DataNotFoundError(f"{name} not found: {folder} must hold {expected} (downloading is off)")
     try:

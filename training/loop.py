@@ -20,7 +20,7 @@ from tqdm import tqdm
 from models import Autoencoder, AutoencoderConfig
 from training.data import ImageData
 from training.recipes import Recipe
-from training.resume import load_state, save_state
+from training.resume import load_state, save_state, saved_epochs
 
 log = logging.getLogger(__name__)
 CPU = torch.device("cpu")
@@ -28,6 +28,16 @@ CPU = torch.device("cpu")
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during `fit`: how far the run got, as far as its saved state goes."""
+
+    def __init__(self, label: str, saved_epochs: int, epochs: int) -> None:
+        super().__init__(f"{label}: interrupted after epoch {saved_epochs} of {epochs}")
+        self.label = label
+        self.saved_epochs = saved_epochs  # completed epochs whose state is on disk (0 without a state file)
+        self.epochs = epochs
 
 
 @dataclass
@@ -81,6 +91,27 @@ def _scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int) -> 
     raise ValueError(f"unknown schedule {recipe.schedule!r}")
 
 
+def _train_epoch(
+    model: Autoencoder,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    batches: Iterator[torch.Tensor],
+    device: torch.device,
+) -> float:
+    """One optimisation pass over `batches`; their mean training MSE per image."""
+    model.train()
+    total, count = torch.zeros((), device=device), 0
+    for images in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = reconstruction_loss(model, images)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.detach() * len(images)
+        count += len(images)
+    return total.item() / count
+
+
 def fit(
     config: AutoencoderConfig,
     data: ImageData,
@@ -114,49 +145,30 @@ def fit(
         log.info("%s: resuming after epoch %d of %d", label, len(history), recipe.epochs)
 
     bar = tqdm(total=recipe.epochs, initial=len(history), desc=label, disable=not sys.stderr.isatty())
-    for epoch in range(len(history) + 1, recipe.epochs + 1):
-        started = time.monotonic()
-        model.train()
-        total = torch.zeros((), device=device)
-        for images in _batches(data, recipe, seed, epoch, device):
-            optimizer.zero_grad(set_to_none=True)
-            loss = reconstruction_loss(model, images)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.detach() * len(images)
-        train_mse = total.item() / len(data.train_images)
-        if not math.isfinite(train_mse):
-            bar.close()
-            raise TrainingDiverged(
-                f"{label}: the training loss became {train_mse} in epoch {epoch}; "
-                "stopped, nothing was published (try a lower learning rate)"
-            )
-        test_mse = evaluate(model, data.test_images)
-        row = {"epoch": epoch, "train_mse": train_mse, "test_mse": test_mse, "seconds": time.monotonic() - started}
-        history.append(row)
-        if state_path:
-            save_state(
-                state_path,
-                {
-                    "fingerprint": fingerprint,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                },
-            )
-        bar.set_postfix(train=f"{train_mse:.5f}", test=f"{test_mse:.5f}")
-        bar.update()
-        if bar.disable:
-            log.info(
-                "%s epoch %d/%d train %.5f test %.5f (%.1f s)",
-                label,
-                epoch,
-                recipe.epochs,
-                train_mse,
-                test_mse,
-                row["seconds"],
-            )
-    bar.close()
+    try:
+        for epoch in range(len(history) + 1, recipe.epochs + 1):
+            started = time.monotonic()
+            train_mse = _train_epoch(model, optimizer, scheduler, _batches(data, recipe, seed, epoch, device), device)
+            if not math.isfinite(train_mse):
+                raise TrainingDiverged(
+                    f"{label}: the training loss became {train_mse} in epoch {epoch}; "
+                    "stopped, nothing was published (try a lower learning rate)"
+                )
+            test_mse = evaluate(model, data.test_images)
+            row = {"epoch": epoch, "train_mse": train_mse, "test_mse": test_mse, "seconds": time.monotonic() - started}
+            history.append(row)
+            if state_path:
+                state = {"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "history": history}  # fmt: skip
+                save_state(state_path, state)
+            bar.set_postfix(train=f"{train_mse:.5f}", test=f"{test_mse:.5f}")
+            bar.update()
+            if bar.disable:
+                log.info("%s epoch %d/%d train %.5f test %.5f (%.1f s)",
+                         label, epoch, recipe.epochs, train_mse, test_mse, row["seconds"])  # fmt: skip
+    except KeyboardInterrupt:
+        saved = saved_epochs(state_path, fingerprint) if state_path else 0
+        raise TrainingInterrupted(label, saved, recipe.epochs) from None
+    finally:
+        bar.close()
     return TrainedModel(model=model.eval(), history=history)

@@ -1,4 +1,4 @@
-"""The demo page (/demo): what is served, and the page itself in a real browser.
+"""The demo page (/demo) and the API documentation (/docs, /redoc): what is served, and the pages in a real browser.
 
 The browser tests drive Debian's chromium (/usr/bin/chromium, which .ci/run installs) with
 Playwright against a live uvicorn on loopback; they skip where that browser is missing, except
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -25,12 +26,13 @@ from fastapi.testclient import TestClient
 from liveserver import REPO, live_server
 
 from service.app import create_app
+from service.routes import docs
 from service.routes.demo import ASSETS, STATIC
 from service.settings import Settings
 from training.data import ImageData
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 except ImportError:  # the plain tests still run
     sync_playwright = None
 
@@ -409,3 +411,82 @@ def test_the_readme_screenshot_scene_on_the_shipped_checkpoints(browser: Browser
         page.mouse.move(0, 0)
         update = os.environ.get("AE_UPDATE_SCREENSHOT") == "1"
         page.screenshot(path=REPO / "docs" / "demo.png" if update else tmp_path / "demo.png", full_page=True)
+
+
+# ---------------------------------------------------------------------------- the API documentation, offline
+
+
+def test_docs_pages_load_everything_from_the_service_itself(client: TestClient) -> None:
+    expected = {"/docs": ["favicon.png", "swagger-ui-bundle.js", "swagger-ui.css"],
+                "/redoc": ["favicon.png", "redoc.standalone.js"]}  # fmt: skip
+    for path, assets in expected.items():
+        page = client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+        assert not re.search(r"https?:|//", page.text), page.text  # no CDN, no other host
+        references = re.findall(r'(?:src|href|spec-url)="([^"]*)"', page.text) + re.findall(
+            r"url: '([^']*)'", page.text
+        )
+        assert "/openapi.json" in references
+        served = sorted(urlsplit(url).path.removeprefix("/docs/assets/") for url in references if "/assets/" in url)
+        assert served == assets, references
+        for url in references:
+            response = client.get(url)
+            assert response.status_code == 200, url
+            name = urlsplit(url).path.rsplit("/", 1)[-1]
+            if name in docs.ASSETS:
+                assert response.headers["content-type"].split(";")[0] == docs.ASSETS[name]
+                assert response.content == (docs.STATIC / name).read_bytes() and len(response.content) > 4000, url
+    assert "window.location.origin + '/docs/oauth2-redirect'" in client.get("/docs").text
+    assert "oauth2" in client.get("/docs/oauth2-redirect").text
+
+
+def test_docs_assets_are_only_the_listed_files(client: TestClient) -> None:
+    for name in ("core.py", "__init__.py", "%2e%2e%2f__init__.py", "..%2F..%2Fapp.py"):
+        missing = client.get(f"/docs/assets/{name}")
+        assert missing.status_code == 404, name
+    assert client.get("/docs/assets/nope.js").json()["error"]["code"] == "not_found"
+    assert not [path for path in client.get("/openapi.json").json()["paths"] if path.startswith(("/docs", "/redoc"))]
+
+
+def test_docs_need_no_key_as_before(configure: Callable[..., Settings]) -> None:
+    with TestClient(create_app(configure(api_key="s3cret"))) as client:
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/docs/assets/swagger-ui.css"):
+            assert client.get(path).status_code == 200, path
+        assert client.get("/models").status_code == 401
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.mark.parametrize(
+    ("path", "operation"),
+    [
+        ("/docs", ".opblock-post .opblock-summary-path[data-path='/reconstruct']"),  # Swagger UI
+        ("/redoc", "h2:text-is('Reconstruct')"),  # ReDoc
+    ],
+)
+def test_docs_render_their_operations_with_no_network_but_loopback(
+    browser: Browser, server: str, path: str, operation: str
+) -> None:
+    session = browser.new_context(viewport=DESKTOP)
+    page = session.new_page()
+    page.set_default_timeout(WAIT_MS)
+    elsewhere: list[str] = []
+    errors: list[str] = []
+
+    def loopback_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in LOOPBACK_HOSTS:
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", loopback_only)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{server}{path}")
+        expect(page.locator(operation)).to_be_visible()
+        assert errors == []
+        assert elsewhere == []  # not even tried
+    finally:
+        session.close()

@@ -442,6 +442,9 @@ def test_a_client_that_hangs_up_costs_no_forward_pass(tmp_path: Path, store_root
 # ---------------------------------------------------------------------------- the README's curl tour
 
 
+TOUR_PICTURES = ("reconstructions.png", "decoded.png", "latent-map.png", "my-digit-on-the-map.png")
+
+
 def _tutorial() -> str:
     readme = (REPO / "README.md").read_text()
     found = re.search(r"<!-- tutorial:start -->\s*```bash\n(.*?)```\s*<!-- tutorial:end -->", readme, re.DOTALL)
@@ -480,15 +483,15 @@ def run_tutorial(store: Path, workdir: Path) -> None:
     latest = {name: checkpoints.load_latest(name) for name in required}
     shipped = {name: checkpoint.model for name, checkpoint in latest.items()}
 
-    tour = workdir / "tour"
-    tour.mkdir()
-    (tour / "docs").symlink_to(REPO / "docs", target_is_directory=True)
+    repo = workdir / "repo"  # the repository root as the tour needs it: docs/examples/
+    repo.mkdir()
+    (repo / "docs").symlink_to(REPO / "docs", target_is_directory=True)
     with live_server(workdir / "server", store) as live:
         script = script.replace(README_URL, live.url)
         env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
         env["NO_PROXY"] = env["no_proxy"] = LOOPBACK
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script], cwd=tour, env=env, capture_output=True, text=True, timeout=120
+            ["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}\nserver:\n{live.log()}"
 
@@ -526,6 +529,10 @@ def run_tutorial(store: Path, workdir: Path) -> None:
         else:
             pytest.fail(f"the tutorial calls {url.path}: teach this test what to expect of it")
 
+    tour = repo / "tour"  # every picture there, none in the repository root; git ignores the folder
+    assert sorted(path.name for path in repo.iterdir()) == ["docs", "tour"]
+    assert sorted(path.name for path in tour.iterdir()) == sorted(TOUR_PICTURES)
+    assert "/tour/" in (REPO / ".gitignore").read_text().splitlines()
     pictures = {name: _png((tour / name).read_bytes()) for name in ("reconstructions.png", "decoded.png")}
     assert pictures["reconstructions.png"].size == (2 * 28 * 2, 2 * 28 * 2)  # two digits over their reconstructions
     assert pictures["decoded.png"].size == (2 * 28 * 2, 28 * 2)  # two decoded points

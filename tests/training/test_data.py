@@ -1,9 +1,19 @@
+import logging
 from pathlib import Path
 
 import pytest
 import torch
 
-from training.data import DEBIAN_FASHION_MNIST, DataNotFoundError, ImageData, load_images
+from training.cli import main
+from training.data import (
+    DATA_DIR_ENV,
+    DEBIAN_FASHION_MNIST,
+    DataNotFoundError,
+    ImageData,
+    default_data_dir,
+    load_images,
+    raw_files,
+)
 
 
 def test_mnist_loads_as_flat_pixels_in_unit_range(mnist: ImageData) -> None:
@@ -49,3 +59,73 @@ def test_fashion_mnist_from_debian_files_without_network(tmp_path: Path, mnist: 
     assert fashion.train_images.shape == (60_000, 784) and fashion.test_images.shape == (10_000, 784)
     assert fashion.sha256 != mnist.sha256
     assert torch.bincount(fashion.train_labels).tolist() == [6000] * 10  # balanced classes
+
+
+# ---------------------------------------------------------------------------- where the data is looked for
+
+
+def _checkout(tmp_path: Path, data_root: Path, complete: list[str], incomplete: list[str] | None = None) -> Path:
+    """tmp/repo (the working directory) beside tmp/shared; the folders in `complete` get the real MNIST
+    raw files (as symlinks), those in `incomplete` all but the last."""
+    for folder in [*complete, *(incomplete or [])]:
+        raw = tmp_path / folder / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        files = raw_files("mnist", data_root)
+        for source in files if folder in complete else files[:-1]:
+            (raw / source.name).symlink_to(source)
+    (tmp_path / "repo").mkdir(exist_ok=True)
+    return tmp_path / "repo"
+
+
+@pytest.mark.parametrize(
+    ("complete", "incomplete", "expected"),
+    [
+        ([], [], "data"),  # nowhere yet: ./data, where torchvision downloads
+        (["repo/data"], [], "data"),
+        (["shared/data"], [], "../shared/data"),
+        (["repo/data", "shared/data"], [], "data"),  # the checkout's own first
+        (["shared/data"], ["repo/data"], "../shared/data"),  # a half-filled ./data does not count
+    ],
+)
+def test_default_data_dir_is_the_first_folder_holding_the_files(
+    complete: list[str],
+    incomplete: list[str],
+    expected: str,
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(_checkout(tmp_path, data_root, complete, incomplete))
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert default_data_dir() == Path(expected)
+
+
+def test_default_data_dir_takes_the_environment_first(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(_checkout(tmp_path, data_root, ["repo/data", "shared/data"]))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert default_data_dir() == tmp_path / "elsewhere"  # even where nothing is there yet
+    monkeypatch.setenv(DATA_DIR_ENV, "")
+    assert default_data_dir() == Path("data")  # set but empty: as if unset
+
+
+def test_default_data_dir_looks_for_the_files_of_the_data_set_asked_for(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(_checkout(tmp_path, data_root, ["shared/data"]))
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert default_data_dir("mnist") == Path("../shared/data")
+    assert default_data_dir("fashion-mnist") == Path("data")
+
+
+def test_bare_cli_finds_mnist_beside_the_checkout(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No --data-dir, no AE_DATA_DIR, nothing in ./data: the CLI reads ../shared/data, downloading nothing."""
+    monkeypatch.chdir(_checkout(tmp_path, data_root, ["shared/data"]))
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    caplog.set_level(logging.INFO, logger="training")
+    assert main(["--config", "mlp1-p2", "--dry-run", "--no-download", "--store", "store", "--device", "cpu"]) == 0
+    assert "dry run done" in caplog.text
+    assert not Path("data").exists()

@@ -1,8 +1,10 @@
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from training.loop import TrainingDiverged, evaluate, fit
 from training.recipes import get_recipe
 
 TINY = get_recipe("fast").with_epochs(3)
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARNING) ")
+RESUME = "run the same command again to resume"
 
 
 def test_a_few_epochs_lower_the_loss(small_mnist: ImageData) -> None:
@@ -108,10 +112,10 @@ def test_cli_errors_are_clear(args: list[str], message: str, capsys: pytest.Capt
     assert message in capsys.readouterr().err
 
 
-def _train_command(data_root: Path, store: Path) -> list[str]:
+def _train_command(data_root: Path, store: Path, epochs: int = 6, train_limit: int = 4096) -> list[str]:
     return [
-        sys.executable, "-m", "training.cli", "--config", "mlp2-p2", "--epochs", "6",
-        "--train-limit", "4096", "--test-limit", "512", "--threads", "1", "--device", "cpu",
+        sys.executable, "-m", "training.cli", "--config", "mlp2-p2", "--epochs", str(epochs),
+        "--train-limit", str(train_limit), "--test-limit", "512", "--threads", "1", "--device", "cpu",
         "--data-dir", str(data_root), "--no-download", "--store", str(store),
     ]  # fmt: skip
 
@@ -140,6 +144,40 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(data_root: Path, 
         return rows, load_checkpoint(folder).metadata["metrics"]
 
     assert metrics(resumed) == metrics(whole)
+
+
+def test_ctrl_c_says_in_one_line_how_to_resume_and_the_same_command_does(data_root: Path, tmp_path: Path) -> None:
+    command = _train_command(data_root, tmp_path, epochs=20, train_limit=2048)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, process.kill)  # a hung run fails the test instead of hanging it
+    watchdog.start()
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            if "epoch 2/20" in line:  # logged once that epoch's state is saved
+                process.send_signal(signal.SIGINT)
+                break
+        lines += process.stderr.read().splitlines()
+        returncode = process.wait()
+    finally:
+        watchdog.cancel()
+
+    assert returncode == 130, lines
+    stopped = re.fullmatch(r"ae-train: interrupted after epoch (\d+) of 20 of mlp2-p2; " + RESUME, lines[-1])
+    assert stopped, lines
+    assert [line for line in lines[:-1] if not LOG_LINE.match(line)] == []  # nothing else: no traceback
+    assert CheckpointStore(tmp_path).versions("mlp2-p2") == []
+    saved = int(stopped.group(1))
+    assert 2 <= saved < 20
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"mlp2-p2: resuming after epoch {saved} of 20" in again.stderr
+    history = read_history(CheckpointStore(tmp_path).path("mlp2-p2", 1))
+    assert [row["epoch"] for row in history] == list(range(1, 21))
 
 
 def test_recipes_and_their_per_configuration_adjustments() -> None:
