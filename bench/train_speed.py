@@ -33,7 +33,7 @@ from bench.common import REPO, Table, base_parser, default_data_dir, emit, fmt, 
 from models import CONFIGS, Autoencoder, AutoencoderConfig, CheckpointStore, get_config
 from models.device import DEVICE_CHOICES, resolve_device
 from training.data import ImageData, load_images
-from training.loop import _batches, _scheduler, evaluate, fit, reconstruction_loss  # the trainer's own batches
+from training.loop import batches, evaluate, fit, reconstruction_loss, scheduler_for  # the trainer's own batches
 from training.recipes import Recipe, get_recipe
 
 TARGET_FRACTION = 0.1  # the target: fast time-to-quality <= 1/10 of the reference's DataLoader time
@@ -49,7 +49,7 @@ class EpochRunner:
         self.model = Autoencoder(config).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr)
         steps = math.ceil(len(data.train_images) / recipe.batch_size)
-        self.scheduler = _scheduler(self.optimizer, recipe, recipe.epochs * steps)
+        self.scheduler = scheduler_for(self.optimizer, recipe, recipe.epochs * steps)
         self.history: list[dict[str, float]] = []
 
     def step(self) -> dict[str, float]:
@@ -57,7 +57,7 @@ class EpochRunner:
         started = time.monotonic()
         self.model.train()
         total = torch.zeros((), device=self.device)
-        for images in _batches(self.data, self.recipe, self.seed, epoch, self.device):
+        for images in batches(self.data, self.recipe, self.seed, epoch, self.device):
             self.optimizer.zero_grad(set_to_none=True)
             loss = reconstruction_loss(self.model, images)
             loss.backward()

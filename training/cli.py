@@ -17,6 +17,7 @@ from training.loop import TrainingDiverged, TrainingInterrupted, fit
 from training.publish import publish
 from training.recipes import LOADERS, RECIPES, get_recipe
 from training.report import generate_report
+from training.report.recipes import compares_recipes
 
 log = logging.getLogger("training")
 STATE_FOLDER = ".train-state"  # inside the store; hidden, so never taken for a model
@@ -89,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
     configs = {name: get_config(name) for name in names}
     if args.name and len(names) != 1:
         raise ValueError("--name needs exactly one --config")
+    if args.all and not args.dry_run and args.reference is None and compares_recipes(args.report_dir):
+        # Checked before hours of training: the report of the new versions could not keep that section.
+        raise ValueError(
+            f"{args.report_dir / 'README.md'} compares the recipes: pass --reference STORE (the reference-recipe "
+            "runs) to redraw that section for the new versions, or --report-dir to write the report elsewhere"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -70,7 +70,7 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def _batches(data: ImageData, recipe: Recipe, seed: int, epoch: int, device: torch.device) -> Iterator[torch.Tensor]:
+def batches(data: ImageData, recipe: Recipe, seed: int, epoch: int, device: torch.device) -> Iterator[torch.Tensor]:
     generator = _epoch_generator(seed, epoch)
     if recipe.loader == "dataloader":
         loader = DataLoader(data.train_set, batch_size=recipe.batch_size, shuffle=True, generator=generator)
@@ -83,7 +83,7 @@ def _batches(data: ImageData, recipe: Recipe, seed: int, epoch: int, device: tor
         yield images[order[start : start + recipe.batch_size]]
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int) -> LRScheduler:
+def scheduler_for(optimizer: torch.optim.Optimizer, recipe: Recipe, steps: int) -> LRScheduler:
     if recipe.schedule == "cosine":
         return CosineAnnealingLR(optimizer, T_max=steps)
     if recipe.schedule == "constant":
@@ -127,7 +127,7 @@ def fit(
     model = Autoencoder(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     steps_per_epoch = math.ceil(len(data.train_images) / recipe.batch_size)
-    scheduler = _scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch)
+    scheduler = scheduler_for(optimizer, recipe, recipe.epochs * steps_per_epoch)
     fingerprint: dict[str, Any] = {
         "config": config.to_dict(),
         "recipe": recipe.to_dict(),
@@ -148,7 +148,7 @@ def fit(
     try:
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             started = time.monotonic()
-            train_mse = _train_epoch(model, optimizer, scheduler, _batches(data, recipe, seed, epoch, device), device)
+            train_mse = _train_epoch(model, optimizer, scheduler, batches(data, recipe, seed, epoch, device), device)
             if not math.isfinite(train_mse):
                 raise TrainingDiverged(
                     f"{label}: the training loss became {train_mse} in epoch {epoch}; "

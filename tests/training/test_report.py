@@ -217,6 +217,14 @@ def test_training_all_with_reference_runs_keeps_the_recipe_comparison(
     assert "## Recipes compared" in text and "| mlp2-p2 | 1 |" in text.split("## Recipes compared")[1]
     assert f"Regenerate it with `ae-report --store {tmp_path / 'store'}`." in text
     assert 'Without `--reference` the command keeps the "Recipes compared" section' in text
+    # Again without --reference: refused at once, before training anything (the new versions' report
+    # could not keep the section), with nothing published and the report untouched.
+    before = CheckpointStore(tmp_path / "store").versions("mlp2-p2")
+    with pytest.raises(SystemExit) as refused:
+        train_main(args)
+    assert refused.value.code == 1
+    assert CheckpointStore(tmp_path / "store").versions("mlp2-p2") == before
+    assert (out / "README.md").read_text() == text
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from models import CheckpointError
-from training.data import DATA_DIR_ENV, DATASETS, DataNotFoundError
+from training.data import DATA_DIR_RULE, DATASETS, DataNotFoundError
 from training.report.build import generate_report
 from training.report.sources import ReportError
 
@@ -18,7 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--store", type=Path, default=Path("checkpoints"), help="checkpoint store")
     parser.add_argument("--out", type=Path, default=Path("docs/report"), help="report folder (default: docs/report)")
-    parser.add_argument("--data-dir", type=Path, help=f"data root (default: ${DATA_DIR_ENV} or ./data)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"data root (default: {DATA_DIR_RULE})",
+    )
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
     parser.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="report on models of this data set")
     parser.add_argument(

@@ -88,6 +88,12 @@ def section(results: Sequence[ModelResult], runs: dict[str, Run], floor: float) 
     ])  # fmt: skip
 
 
+def compares_recipes(out: Path) -> bool:
+    """Whether the report in `out` has a "Recipes compared" section (which new checkpoints cannot keep)."""
+    readme = out / "README.md"
+    return readme.is_file() and SECTION.search(readme.read_text()) is not None
+
+
 def kept_section(out: Path, provenance: str) -> str | None:
     """The section of the report already in `out`, to keep as it is; None if it has none.
 
