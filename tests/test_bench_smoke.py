@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
+
 REPO = Path(__file__).resolve().parents[1]
 
 

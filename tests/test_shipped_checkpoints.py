@@ -10,6 +10,8 @@ from models import CONFIGS, CheckpointStore
 from training.data import ImageData
 from training.loop import evaluate
 
+pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Test MSE (per pixel, 10,000 test images) each shipped configuration must reach.

@@ -31,6 +31,8 @@ from service.routes.demo import ASSETS, STATIC
 from service.settings import Settings
 from training.data import ImageData
 
+pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
+
 try:
     from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 except ImportError:  # the plain tests still run

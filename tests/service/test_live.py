@@ -36,6 +36,8 @@ from models import CheckpointStore
 from service.imaging import decode_png
 from training.data import ImageData
 
+pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
+
 SHIPPED = REPO / "checkpoints"
 README_URL = "http://127.0.0.1:8000"
 

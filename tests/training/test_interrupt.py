@@ -17,6 +17,8 @@ import training.loop
 from models import CheckpointStore
 from training.cli import main
 
+pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
+
 RESUME = "run the same command again to resume"
 SMALL = ["--train-limit", "256", "--test-limit", "64", "--device", "cpu", "--no-download"]
 

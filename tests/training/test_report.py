@@ -26,6 +26,8 @@ from training.report.recipes import mean_image_mse
 from training.report.results import evaluate_model
 from training.report.sources import ordered_names, reference_runs
 
+pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
+
 SECTIONS = ["# Experiment report", "## Summary", "## Reconstructions", "## Loss curves", "## Latent maps"]
 SECTIONS += ["### Decoded manifolds (p = 2)", "## Confusions"]
 MODELS = ["mlp2-p2", "mlp2-p8"]

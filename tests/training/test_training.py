@@ -23,6 +23,7 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARNING) ")
 RESUME = "run the same command again to resume"
 
 
+@pytest.mark.slow
 def test_a_few_epochs_lower_the_loss(small_mnist: ImageData) -> None:
     torch.manual_seed(0)
     from models import Autoencoder
@@ -35,6 +36,7 @@ def test_a_few_epochs_lower_the_loss(small_mnist: ImageData) -> None:
     assert trained.history[-1]["train_mse"] < 0.1
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(small_mnist: ImageData) -> None:
     def metrics(seed: int) -> list[tuple[float, float]]:
         history = fit(get_config("mlp2bn-p2"), small_mnist, TINY.with_epochs(2), seed=seed).history
@@ -44,6 +46,7 @@ def test_same_seed_same_metrics(small_mnist: ImageData) -> None:
     assert metrics(7) != metrics(8)
 
 
+@pytest.mark.slow
 def test_reference_recipe_uses_the_dataloader(small_mnist: ImageData) -> None:
     recipe = get_recipe("reference").with_epochs(1)
     assert (recipe.batch_size, recipe.lr, recipe.loader) == (64, 5e-3, "dataloader")
@@ -51,6 +54,7 @@ def test_reference_recipe_uses_the_dataloader(small_mnist: ImageData) -> None:
     assert history[0]["test_mse"] < 0.07
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_and_publishes_nothing(
     small_mnist: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,6 +72,7 @@ def test_nan_loss_stops_the_run_and_publishes_nothing(
     assert CheckpointStore(store).versions("mlp2-p2") == []
 
 
+@pytest.mark.slow
 def test_cli_publishes_versions_that_load(data_root: Path, tmp_path: Path, mnist: ImageData) -> None:
     args = ["--config", "mlp2-p8", "--epochs", "2", "--train-limit", "1024", "--test-limit", "256"]
     args += ["--data-dir", str(data_root), "--no-download", "--store", str(tmp_path), "--device", "cpu"]
@@ -120,6 +125,7 @@ def _train_command(data_root: Path, store: Path, epochs: int = 6, train_limit: i
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(data_root: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
@@ -146,6 +152,7 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(data_root: Path, 
     assert metrics(resumed) == metrics(whole)
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_in_one_line_how_to_resume_and_the_same_command_does(data_root: Path, tmp_path: Path) -> None:
     command = _train_command(data_root, tmp_path, epochs=20, train_limit=2048)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
