@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from service.core import CoreError, InvalidModelName, Overloaded, UnknownModel, UnknownVersion
+from service.core import CoreError, InvalidModelName, Overloaded, UndecodableLatents, UnknownModel, UnknownVersion
 
 
 class ServiceError(Exception):
@@ -73,6 +73,7 @@ CORE_ERRORS: dict[type[CoreError], tuple[int, str, dict[str, str]]] = {
     UnknownModel: (404, "not_found", {}),
     UnknownVersion: (404, "not_found", {}),
     Overloaded: (503, "overloaded", {"Retry-After": "1"}),
+    UndecodableLatents: (422, "invalid_input", {}),
 }
 
 

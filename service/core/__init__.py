@@ -8,13 +8,32 @@ for `Pass.X` over a batch in a worker thread of the `Runtime`. What goes wrong i
 
 from service.core.batcher import BatcherClosed, MicroBatcher, QueueFull
 from service.core.catalog import Catalog
-from service.core.errors import CoreError, InvalidModelName, Overloaded, UnknownModel, UnknownVersion
-from service.core.forward import Outputs, Pass, as_unit_floats, run_pass, warm
+from service.core.errors import (
+    CoreError,
+    InvalidModelName,
+    Overloaded,
+    UndecodableLatents,
+    UnknownModel,
+    UnknownVersion,
+)
+from service.core.forward import (
+    DECODABLE,
+    LATENT_LIMIT,
+    Outputs,
+    Pass,
+    as_unit_floats,
+    check_decodable,
+    check_latents,
+    run_pass,
+    warm,
+)
 from service.core.runtime import LARGE_PASS, Batching, ModelMetrics, Runtime, on_torch_threads
 from service.core.served import ServedModel
 
 __all__ = [
+    "DECODABLE",
     "LARGE_PASS",
+    "LATENT_LIMIT",
     "BatcherClosed",
     "Batching",
     "Catalog",
@@ -28,9 +47,12 @@ __all__ = [
     "QueueFull",
     "Runtime",
     "ServedModel",
+    "UndecodableLatents",
     "UnknownModel",
     "UnknownVersion",
     "as_unit_floats",
+    "check_decodable",
+    "check_latents",
     "on_torch_threads",
     "run_pass",
     "warm",

@@ -32,3 +32,14 @@ class Overloaded(CoreError):
 
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"model {name} is busy ({reason}); retry shortly")
+
+
+class UndecodableLatents(CoreError):
+    """Latents so far from the model's latent space that its decoder overflows: no image to give."""
+
+    def __init__(self, name: str, index: int, why: str) -> None:
+        super().__init__(
+            f"latents[{index}] is too far outside {name}'s latent space to decode ({why}); "
+            "the latent map (/latent-map) shows the region the model knows",
+            index=index,
+        )

@@ -8,8 +8,16 @@ import numpy as np
 import torch
 
 from models import Autoencoder
+from service.core.errors import UndecodableLatents
 
 Outputs = dict[str, np.ndarray]  # named results ("codes", "images", "mse"), each with one row per input row
+# Latent values beyond this are refused before any pass: the shipped models' codes of MNIST lie within
+# +-30, and far enough out (3.4e38 does it) the decoder overflows into NaN, depending on the batch's
+# size. Within it the decoders here stay finite by some thirty orders of magnitude.
+LATENT_LIMIT = 1e6
+# Decoding passes also give, per row, whether its image is finite: a net under LATENT_LIMIT, which
+# fails only the request that sent the row, never the others sharing its pass.
+DECODABLE = "decodable"
 
 
 class Pass(StrEnum):
@@ -54,15 +62,34 @@ def run_pass(model: Autoencoder, device: torch.device, what: Pass, parts: list[n
     with torch.inference_mode():
         if what.takes_codes:
             images = model.decode(x)
+            decodable = torch.isfinite(images).all(dim=1)  # before quantising turns NaN into 0
         else:
             codes = model.encode(x)
             if what is Pass.ENCODE:
                 return {"codes": codes.cpu().numpy()}
             images = model.decode(codes)
         out = {"images": _pixels(images) if what.gives_pixels else images}
+        if what.takes_codes:
+            out[DECODABLE] = decodable
         if what is Pass.RECONSTRUCT_MSE:
             out["mse"] = (images - x).square().mean(dim=1)
         return {key: value.cpu().numpy() for key, value in out.items()}
+
+
+def check_latents(latents: np.ndarray, model_name: str) -> np.ndarray:
+    """(N, p) finite latents, or UndecodableLatents naming the first row with a value beyond LATENT_LIMIT."""
+    bad = np.flatnonzero((np.abs(latents) > LATENT_LIMIT).any(axis=1))
+    if len(bad):
+        raise UndecodableLatents(model_name, int(bad[0]), f"a value beyond +-{LATENT_LIMIT:g}")
+    return latents
+
+
+def check_decodable(outputs: Outputs, model_name: str) -> Outputs:
+    """A decoding pass's outputs for one request, or UndecodableLatents naming its first row that overflowed."""
+    bad = np.flatnonzero(~outputs[DECODABLE])
+    if len(bad):
+        raise UndecodableLatents(model_name, int(bad[0]), "its image is not finite")
+    return outputs
 
 
 def warm(model: Autoencoder, device: torch.device) -> None:

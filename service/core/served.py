@@ -13,7 +13,7 @@ import torch
 from models import Checkpoint, CheckpointStore
 from service.core.batcher import BatcherClosed, MicroBatcher, QueueFull
 from service.core.errors import Overloaded
-from service.core.forward import Outputs, Pass, run_pass, warm
+from service.core.forward import Outputs, Pass, check_latents, run_pass, warm
 from service.core.runtime import Runtime, on_torch_threads
 
 
@@ -70,6 +70,8 @@ class ServedModel:
 
     def submit(self, what: Pass, inputs: np.ndarray) -> asyncio.Future[Outputs]:
         """Queue `inputs` (rows) for passes of `what`; cancelling the future drops what has not run yet."""
+        if what.takes_codes:
+            check_latents(inputs, self.name)
         try:
             return self.batcher.submit(what, inputs)
         except (QueueFull, BatcherClosed) as e:

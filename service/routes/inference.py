@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from service.codecs import json_response, output_format, raw_response, read_images, read_latents
-from service.core import Outputs, Pass, ServedModel, as_unit_floats
+from service.core import Outputs, Pass, ServedModel, as_unit_floats, check_decodable
 from service.deps import resolve_model, settings_of
 from service.errors import ClientGone
 from service.imaging import comparison_png, grid_png, scatter_png
@@ -92,7 +92,8 @@ async def decode(request: Request, query: Params) -> Response:
     served = resolve_model(request, query)
     fmt = output_format(request, query.format, ("json", "png", "raw"))
     latents = await read_latents(request, settings_of(request), served.latent_size)
-    images = (await infer(request, served, Pass.DECODE_PIXELS if fmt == "raw" else Pass.DECODE, latents))["images"]
+    decoded = await infer(request, served, Pass.DECODE_PIXELS if fmt == "raw" else Pass.DECODE, latents)
+    images = check_decodable(decoded, served.name)["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
     if fmt == "raw":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from service.settings import Settings
 ONE = [[0.5] * 784]
 JSON = {"content-type": "application/json"}
 RAW = {"content-type": "application/octet-stream"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _error(response, status: int, *fragments: str) -> dict:  # type: ignore[no-untyped-def]
@@ -150,3 +152,28 @@ def test_flat_and_nested_images_may_be_mixed_but_not_reshaped(client: TestClient
     _error(client.post("/encode", json={"images": [[[0.5] * 2] * 392]}), 422, "images[0]", "[392, 2]")
     _error(client.post("/decode", json={"latents": [[[0.5], [0.5]]]}), 422, "latents[0]", "[2, 1]")
     _error(client.post("/encode", json={"images": [[True] * 784]}), 422, "images[0] must hold numbers")
+
+
+@pytest.fixture(scope="module")
+def shipped_client() -> Iterator[TestClient]:
+    """The shipped checkpoints, fully trained: their decoders overflow on latents like 3.4e38."""
+    settings = Settings(_env_file=None, store=REPO / "checkpoints", device="cpu")  # type: ignore[call-arg]
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("fmt", ["json", "png", "raw"])
+@pytest.mark.parametrize("model", ["mlp2-p2", "mlp1-p2", "mlp2-p16"])
+def test_latents_the_decoder_overflows_on_are_a_422_naming_them_in_every_format(
+    shipped_client: TestClient, model: str, fmt: str
+) -> None:
+    p = int(model.rsplit("-p", 1)[1])
+    huge = [[0.0] * p, [3.4e38, -3.4e38] * (p // 2)]  # finite float32, but no image comes out of them
+    as_json = shipped_client.post(f"/decode?model={model}&format={fmt}", json={"latents": huge})
+    error = _error(as_json, 422, "latents[1] is too far outside", f"{model}'s latent space")
+    assert error["index"] == 1
+    body = np.asarray(huge, "<f4").tobytes()
+    as_raw = shipped_client.post(f"/decode?model={model}&format={fmt}", content=body, headers=RAW)
+    assert _error(as_raw, 422, "latents[1]")["index"] == 1
+    fine = shipped_client.post(f"/decode?model={model}&format=json", json={"latents": huge[:1]})
+    assert fine.status_code == 200 and all(0 <= v <= 1 for v in fine.json()["images"][0])

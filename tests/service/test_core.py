@@ -12,6 +12,8 @@ import torch
 
 from models import CheckpointStore
 from service.core import (
+    DECODABLE,
+    LATENT_LIMIT,
     Batching,
     Catalog,
     CoreError,
@@ -19,8 +21,10 @@ from service.core import (
     Overloaded,
     Pass,
     Runtime,
+    UndecodableLatents,
     UnknownModel,
     UnknownVersion,
+    check_decodable,
 )
 from service.errors import CORE_ERRORS
 
@@ -65,3 +69,29 @@ async def test_the_catalogue_serves_and_refuses_without_http(store_root: Path, d
         runtime.close()
     with pytest.raises(Overloaded, match="model mlp2-p2 is busy"):
         served.submit(Pass.ENCODE, digits[:1])  # closed: refused, not queued
+
+
+async def test_latents_beyond_the_limit_are_refused_before_any_pass_and_harm_no_other_request() -> None:
+    runtime = Runtime(torch.device("cpu"), BATCHING)
+    catalog = await Catalog.load(CheckpointStore(REPO / "checkpoints"), runtime)  # trained: its decoders overflow
+    try:
+        served = catalog.resolve("mlp2-p2", None)
+        edge = np.array([[LATENT_LIMIT, -LATENT_LIMIT]], np.float32)
+        beyond = np.array([[0, 0], [3.4e38, -3.4e38]], np.float32)
+        for what in (Pass.DECODE, Pass.DECODE_PIXELS):
+            with pytest.raises(UndecodableLatents) as refused:
+                served.submit(what, beyond)
+            assert refused.value.details == {"index": 1} and "beyond +-1e+06" in str(refused.value)
+            out = check_decodable(await served.submit(what, edge), "mlp2-p2")  # at the limit: an image
+            assert out["images"].shape == (1, 784) and np.isfinite(out["images"]).all()
+    finally:
+        await catalog.close()
+        runtime.close()
+
+
+def test_a_row_whose_image_is_not_finite_fails_alone() -> None:
+    """The net under the limit: the pass flags each row, and only the request owning a bad one fails."""
+    images = np.zeros((2, 784), np.float32)
+    assert check_decodable({"images": images, DECODABLE: np.array([True, True])}, "m")["images"] is images
+    with pytest.raises(UndecodableLatents, match=r"latents\[1\].*its image is not finite"):
+        check_decodable({"images": images, DECODABLE: np.array([True, False])}, "m")
