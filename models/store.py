@@ -1,7 +1,8 @@
-"""The checkpoint store: checkpoints/<name>/<version>/, versions published atomically."""
+"""The checkpoint store: checkpoints/<name>/<version>/, versions published atomically, and their aliases."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -13,6 +14,18 @@ from pathlib import Path
 
 import torch
 
+from models.aliases import (
+    ALIASES_FILE,
+    LATEST,
+    STABLE,
+    AliasChange,
+    AliasError,
+    Aliases,
+    change,
+    locked,
+    read_aliases,
+    write_aliases,
+)
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -71,7 +84,7 @@ class CheckpointStore:
                 continue
             for version in sorted(entry.iterdir()):
                 hidden, valid = version.name.startswith("."), VERSION_PATTERN.fullmatch(version.name)
-                if not hidden and not (valid and version.is_dir()):
+                if not hidden and not (valid and version.is_dir()) and version.name != ALIASES_FILE:
                     found[f"{entry.name}/{version.name}"] = "not a version folder (a number from 1, ASCII digits)"
         return found
 
@@ -95,15 +108,51 @@ class CheckpointStore:
                 log.warning("skipping %s version %d: %s", name, version, e)
         raise CheckpointError(self.root / name, "no valid version")
 
-    def publish(self, name: str, write: Callable[[Path], None]) -> int:
+    def aliases(self, name: str) -> Aliases:
+        """The model's alias file (AliasError if malformed); without one, `stable` means `latest`."""
+        return read_aliases(self.root / check_name(name))
+
+    def stable(self, name: str) -> int | None:
+        """The version unpinned requests get: the `stable` alias, else the latest; None for no version."""
+        return self.aliases(name).stable or max(self.versions(name), default=None)
+
+    def promote(self, name: str, version: int, by: str) -> AliasChange:
+        """Move `stable` to `version`, which must load whole; recorded in the alias file's history."""
+        folder = self.root / check_name(name)
+        if not folder.is_dir():
+            raise AliasError(f"no model {name!r} in {self.root}")
+        with locked(folder):
+            if version not in self.versions(name):
+                known = ", ".join(map(str, self.versions(name))) or "none"
+                raise AliasError(f"{name} has no version {version} (its versions: {known})")
+            self.load(name, version)  # CheckpointError: a broken version is never promoted
+            aliases = read_aliases(folder)
+            updated = change(aliases, version, aliases.stable, by)
+            write_aliases(folder, updated)
+        log.info("%s: stable is now version %d (was %s)", name, version, aliases.stable or LATEST)
+        return updated.history[-1]
+
+    def rollback(self, name: str, by: str) -> AliasChange:
+        """Move `stable` back to the version it held before its last change."""
+        aliases = self.aliases(name)
+        if not aliases.history or aliases.history[-1].previous is None:
+            raise AliasError(f"{name}: no earlier {STABLE} version to roll back to")
+        return self.promote(name, aliases.history[-1].previous, f"{by} (rollback)")
+
+    def publish(self, name: str, write: Callable[[Path], None], promote: bool = False) -> int:
         """Let `write` fill a staging folder, then rename it to the next free version.
 
         A reader sees a version whole or not at all; a crash leaves only a hidden staging
         folder; two publishers racing for a number both succeed with different numbers,
-        because renaming onto an existing, non-empty version fails.
+        because renaming onto an existing, non-empty version fails. Publishing is not promoting:
+        unless `promote`, `stable` stays where it was (in a store without aliases it is first
+        pinned to the version that was latest).
         """
         folder = self.root / check_name(name)
         folder.mkdir(parents=True, exist_ok=True)
+        if not promote and not (folder / ALIASES_FILE).exists() and self.versions(name):
+            with contextlib.suppress(CheckpointError):  # no valid version: nothing to keep stable
+                self.promote(name, self.load_latest(name).version, "ae-train: kept stable while publishing")
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
         try:
             staging.chmod(0o755)  # mkdtemp's 0700 would hide the version from other users
@@ -120,6 +169,8 @@ class CheckpointStore:
                         continue  # another run took this number first
                     raise
                 _fsync(folder)
+                if promote:
+                    self.promote(name, version, "ae-train --promote")
                 return version
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

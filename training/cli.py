@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
     parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
     parser.add_argument("--restart", action="store_true", help="ignore a saved run and start from epoch 1")
+    promotion = parser.add_mutually_exclusive_group()  # publishing alone never moves `stable`
+    promotion.add_argument("--promote", action="store_true", help="make each new version the stable one")
+    promotion.add_argument(
+        "--promote-if-better", action="store_true", help="make a new version stable if its test MSE is not worse"
+    )
     parser.add_argument("--dry-run", action="store_true", help="one epoch on 2,048 images, publish nothing")
     parser.add_argument(
         "--report-dir", type=Path, default=Path("docs/report"), help="where --all writes the report (docs/report)"
@@ -126,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             log.info("%s: dry run done, test MSE %.5f; nothing published", name, final["test_mse"])
             continue
-        version = publish(store, name, config_name, trained, data, recipe, args.seed)
+        version = publish(store, name, config_name, trained, data, recipe, args.seed, promote=args.promote)
+        if args.promote_if_better:
+            promote_if_better(store, name, version)
         state_path.unlink(missing_ok=True)
         published.append(config_name)
         log.info(
@@ -136,6 +143,21 @@ def run(args: argparse.Namespace) -> int:
     if args.all and not args.dry_run:  # every configuration is fresh: regenerate the report from the store
         _write_report(args, store.root, data_dir)
     return 0
+
+
+def promote_if_better(store: CheckpointStore, name: str, version: int) -> bool:
+    """Make `version` stable if its test MSE is not worse than the stable version's; says which it did."""
+    stable = store.stable(name)
+    new = store.load(name, version).metadata["metrics"]["test_mse"]
+    old = store.load(name, stable).metadata["metrics"]["test_mse"] if stable not in (None, version) else None
+    if old is not None and new > old:
+        log.info("%s: kept stable version %d (test MSE %.5f): version %d's %.5f is worse",
+                 name, stable, old, version, new)  # fmt: skip
+        return False
+    store.promote(name, version, "ae-train --promote-if-better")
+    log.info("%s: version %d is now stable (test MSE %.5f, stable had %s)", name, version, new,
+             "none" if old is None else f"{old:.5f}")  # fmt: skip
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,8 +74,9 @@ def publish(
     data: ImageData,
     recipe: Recipe,
     seed: int,
+    promote: bool = False,
 ) -> int:
-    """Publish a new version of `name` and return its number."""
+    """Publish a new version of `name` and return its number; `promote` also makes it the stable one."""
     device = str(next(trained.model.parameters()).device)
     metadata = checkpoint_metadata(name, config_name, trained, data, recipe, seed, device)
     latents = latent_set(trained.model, data)
@@ -83,4 +84,4 @@ def publish(
     def write(folder: Path) -> None:
         write_checkpoint(folder, trained.model, metadata, trained.history, latents)
 
-    return store.publish(name, write)
+    return store.publish(name, write, promote=promote)
