@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gc
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,13 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
         runtime = Runtime(device, settings.batching(device), metrics)
-        loaded = await Catalog.load(CheckpointStore(settings.store), runtime)
-        # What is loaded now lives as long as the process: frozen out of the collector's sight, a full
-        # collection no longer walks torch's and the models' objects (BENCHMARKS.md, serving, step 1).
-        gc.collect()
-        gc.freeze()
+        store = CheckpointStore(settings.store)
+        loaded = await Catalog.load(store, runtime, settings.max_loaded_versions, settings.unload_grace_seconds)
         app.state.catalog = loaded  # ready: /readyz says so, requests resolve models in it
+        stop_watching = asyncio.Event()
+        watcher = asyncio.create_task(loaded.watch(settings.reload_interval, stop_watching))
         yield
+        stop_watching.set()
+        await watcher
         await loaded.close()  # stop advertising readiness, then finish what is queued
         runtime.close()
 

@@ -66,5 +66,7 @@ def resolve_model(request: Request, query: ModelQuery) -> ServedModel:
     settings = settings_of(request)
     check_api_key(request, settings)
     served = catalog_of(request).resolve(query.model or settings.default_model, query.version)
-    request.scope.setdefault("state", {})["model"] = served.name  # the metrics label
+    state = request.scope.setdefault("state", {})
+    state["model"] = served.name  # the metrics label
+    state["answered_by"] = ((b"x-model", served.name.encode()), (b"x-model-version", str(served.version).encode()))
     return served

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,9 @@ class Metrics:
         self.queue_images = Gauge(
             "ae_queue_images", "Images waiting for a batch", ["model", "version"], registry=self.registry
         )
+        self.reloads = Counter("ae_store_reloads", "Store changes the service followed", registry=self.registry)
+        self.loaded_versions = Gauge("ae_loaded_versions", "Versions loaded", ["model"], registry=self.registry)
+        self._loaded_models: set[str] = set()
         self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def batch_observer(self, name: str, version: int) -> Callable[[int], None]:
@@ -36,6 +40,21 @@ class Metrics:
     def watch_queue(self, name: str, version: int, queued_images: Callable[[], int]) -> None:
         """The queue gauge of one model version reads `queued_images()` at each scrape."""
         self.queue_images.labels(name, str(version)).set_function(queued_images)
+
+    def serving(self, loaded: dict[str, int]) -> None:
+        """What is served changed (a reload): the versions loaded per model now."""
+        self.reloads.inc()
+        for name in self._loaded_models - loaded.keys():
+            self.loaded_versions.remove(name)
+        for name, count in loaded.items():
+            self.loaded_versions.labels(name).set(count)
+        self._loaded_models = set(loaded)
+
+    def forget(self, name: str, version: int) -> None:
+        """An unloaded version's series go: a scrape no longer shows them."""
+        for metric in (self.batch_images, self.queue_images):
+            with contextlib.suppress(KeyError):
+                metric.remove(name, str(version))
 
     def request_series(self, labels: tuple[str, str, int]) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram of (endpoint, model, status), looked up once each.
@@ -51,7 +70,12 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every request by route template and model (set by the model dependency)."""
+    """Counts and times every request by route template and model, and names the model version that answered.
+
+    `resolve_model` (service/deps.py) records the model and version a request resolved in its scope
+    state: the metrics take the model as a label, and the response carries both as `X-Model` and
+    `X-Model-Version` (whatever its format: a raw or PNG reply has no body field to say it).
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -68,6 +92,9 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answered = scope.get("state", {}).get("answered_by")
+                if answered is not None:
+                    message["headers"] = [*message.get("headers", ()), *answered]
             await send(message)
 
         try:

@@ -8,7 +8,7 @@ of every endpoint against the schema it declares, extra fields forbidden.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +19,9 @@ class ModelQuery(BaseModel):
     """Query parameters of the inference endpoints."""
 
     model: str | None = Field(default=None, description="Model name; default: the configured default model")
-    version: int | None = Field(default=None, ge=1, description="Version; default: the latest")
+    version: Annotated[int, Field(ge=1)] | Literal["stable", "latest"] | None = Field(
+        default=None, description="A version number, `stable` or `latest`; default: `stable` (see GET /models)"
+    )
     format: str | None = Field(
         default=None, description="Output format, instead of the Accept header: json, png or raw (as listed)"
     )
@@ -88,8 +90,9 @@ class LatentMapResponse(Schema):
 
 class ModelSummary(Schema):
     name: str
-    versions: list[int]
-    latest: int
+    versions: list[int] = Field(description="The served versions, oldest first")
+    stable: int = Field(description="The version unpinned requests get (`stable` alias; without one, the latest)")
+    latest: int = Field(description="The highest served version")
     latent_size: int
     parameters: int | None
     metrics: dict[str, float]
@@ -124,6 +127,8 @@ class VersionSummary(Schema):
 
 class ModelDetail(Schema):
     name: str
+    stable: int = Field(description="The version unpinned requests get")
+    latest: int = Field(description="The highest served version")
     versions: list[VersionSummary] = Field(description="Every served version, oldest first")
 
 

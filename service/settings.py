@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(default=4096, ge=1)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     latent_map_limit: int = Field(default=2000, ge=1)  # default number of test points on /latent-map
+    # The store is followed without a restart: reloaded on filesystem events and at least this often
+    # (seconds; 0: loaded once at startup). See README, "Model lifecycle".
+    reload_interval: float = Field(default=2.0, ge=0)
+    max_loaded_versions: int = Field(default=4, ge=1)  # per model, the newest; the stable one is always kept too
+    unload_grace_seconds: float = Field(default=30.0, ge=0)  # a removed version answers what it accepted first
     cors_origins: list[str] = []
     log_level: str = "info"
     # uvicorn's line per request at log level info. Off, a small request costs much less CPU

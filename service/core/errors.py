@@ -23,7 +23,7 @@ class UnknownModel(CoreError):
 
 
 class UnknownVersion(CoreError):
-    def __init__(self, name: str, version: int, available_versions: list[int]) -> None:
+    def __init__(self, name: str, version: int | str, available_versions: list[int]) -> None:
         super().__init__(f"model {name!r} has no version {version}", available_versions=available_versions)
 
 

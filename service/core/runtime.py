@@ -36,6 +36,14 @@ class ModelMetrics(Protocol):
 
     def watch_queue(self, name: str, version: int, queued_images: Callable[[], int]) -> None: ...
 
+    def forget(self, name: str, version: int) -> None:
+        """The version is unloaded: its series end."""
+        ...
+
+    def serving(self, loaded: dict[str, int]) -> None:
+        """What is served changed: the number of versions loaded per model now."""
+        ...
+
 
 class Runtime:
     """One pool of worker threads for every model version's passes, on one device."""

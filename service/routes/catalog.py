@@ -14,18 +14,20 @@ router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS, ta
 
 @router.get("/models", response_model=ModelList)
 async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
-    """Every served model: its versions, latent size, parameters and the latest version's metrics."""
+    """Every served model: its versions, which ones `stable` and `latest` name, and the stable one's metrics."""
     summaries = []
     for name in catalog.names():
-        latest = catalog.resolve(name, None).summary()
+        aliases = catalog.aliases(name)
+        stable = catalog.resolve(name, aliases["stable"]).summary()
         summaries.append(
             {
                 "name": name,
                 "versions": catalog.versions(name),
-                "latest": latest["version"],
-                "latent_size": latest["latent_size"],
-                "parameters": latest["parameters"],
-                "metrics": latest["metrics"],
+                "stable": aliases["stable"],
+                "latest": aliases["latest"],
+                "latent_size": stable["latent_size"],
+                "parameters": stable["parameters"],
+                "metrics": stable["metrics"],
             }
         )
     return json_response({"default_model": settings.default_model, "models": summaries})
@@ -35,4 +37,4 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
 async def model_detail(name: str, catalog: CatalogDep) -> Response:
     """One model: every served version with its architecture, recipe, metrics and training time."""
     versions = [catalog.resolve(name, version).summary() for version in catalog.versions(name)]
-    return json_response({"name": name, "versions": versions})
+    return json_response({"name": name, **catalog.aliases(name), "versions": versions})

@@ -21,13 +21,13 @@ from training.recipes import get_recipe
 
 @pytest.fixture(scope="session")
 def store_root(tmp_path_factory: pytest.TempPathFactory, small_mnist: ImageData) -> Path:
-    """mlp2-p2 versions 1 and 2, mlp2-p8 version 1, and a broken mlp1-p2 version 1."""
+    """mlp2-p2 versions 1 and 2 (stable), mlp2-p8 version 1, and a broken mlp1-p2 version 1."""
     root = tmp_path_factory.mktemp("store")
     store = CheckpointStore(root)
     recipe = get_recipe("fast").with_epochs(2)
     for name, seed in [("mlp2-p2", 0), ("mlp2-p2", 1), ("mlp2-p8", 0), ("mlp1-p2", 0)]:
         trained = fit(get_config(name), small_mnist, recipe, seed=seed)
-        publish(store, name, name, trained, small_mnist, recipe, seed)
+        publish(store, name, name, trained, small_mnist, recipe, seed, promote=True)
     (store.path("mlp1-p2", 1) / "model.safetensors").write_bytes(b"truncated")
     return root
 
