@@ -16,6 +16,8 @@ from service.app import create_app
 from service.draining import DrainingServer
 from service.settings import Settings
 
+FINISH_SECONDS = 30  # after the drain: the longest wait for the requests in flight before they are cancelled
+
 
 def main(argv: list[str] | None = None) -> None:
     defaults = Settings()
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        timeout_graceful_shutdown=30,  # after the drain: finish the requests in flight, then exit
+        timeout_graceful_shutdown=FINISH_SECONDS,
     )
     # SIGTERM: not ready at once, serving for drain_seconds, then stop accepting and finish (service/draining.py)
     server = DrainingServer(config, settings.drain_seconds, on_drain=partial(setattr, app.state, "draining", True))
