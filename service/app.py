@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.catalog = None  # until the lifespan has loaded it
+    app.state.draining = False  # set by the server on SIGTERM (service/draining.py): /readyz says 503
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:

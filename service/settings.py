@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # uvicorn's line per request at log level info. Off, a small request costs much less CPU
     # (step 12): worth it where a proxy logs requests anyway.
     access_log: bool = True
+    # On SIGTERM (or Ctrl+C): seconds of /readyz answering 503 while requests are still served, for a load
+    # balancer polling readiness to take the instance out; then it stops accepting, finishes the requests in
+    # flight and what is queued, and exits. 0: stop accepting at once. A second signal ends the drain.
+    drain_seconds: float = Field(default=5.0, ge=0)
     api_key: SecretStr | None = None  # when set, every endpoint but health needs "Authorization: Bearer <key>"
     host: str = "127.0.0.1"
     port: int = 8000

@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from service.cli import FINISH_SECONDS
+from service.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
 SERVING_PACKAGES = {"models", "service"}  # the serving image holds no training code
@@ -199,6 +202,14 @@ def test_compose_api_serves_on_cpu_from_a_read_only_store(compose: dict[str, Any
     assert "/healthz" in " ".join(api["healthcheck"]["test"])
     assert api["restart"] == "unless-stopped"
     assert "profiles" not in api, "api starts by default"
+
+
+@pytest.mark.parametrize("name", ["api", "api-gpu"])
+def test_compose_api_waits_for_the_drain_before_killing(compose: dict[str, Any], name: str) -> None:
+    grace = compose["services"][name]["stop_grace_period"]
+    assert grace.endswith("s") and grace[:-1].isdigit(), grace
+    drain = Settings.model_fields["drain_seconds"].default
+    assert int(grace[:-1]) > drain + FINISH_SECONDS, f"{name}: SIGKILL before the drain and the requests end"
 
 
 def test_compose_api_gpu_reserves_one_nvidia_gpu(compose: dict[str, Any]) -> None:

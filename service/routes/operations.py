@@ -23,10 +23,13 @@ async def healthz() -> Response:
 
 @router.get("/readyz", response_model=ReadyResponse, responses={503: NOT_READY})
 async def readyz(request: Request) -> Response:
-    """Ready once every model is loaded and warmed, until shutdown begins; zero models is not ready."""
+    """Ready once every model is loaded and warmed, until shutdown begins (SIGTERM); zero models is not ready."""
     catalog: Catalog | None = request.app.state.catalog
-    if catalog is None or catalog.closing:
-        raise NotReady("no model loaded yet", skipped=catalog.skipped if catalog else {})
+    skipped = catalog.skipped if catalog else {}
+    if request.app.state.draining or (catalog is not None and catalog.closing):
+        raise NotReady("shutting down: draining, then stopping", skipped=skipped)
+    if catalog is None:
+        raise NotReady("no model loaded yet", skipped=skipped)
     if len(catalog) == 0:
         raise NotReady("no valid model in the store", skipped=catalog.skipped)
     return json_response({"status": "ready", "versions": len(catalog), "skipped": catalog.skipped})

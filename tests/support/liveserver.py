@@ -34,7 +34,9 @@ class LiveServer(Server):
 def live_server(workdir: Path, store: Path, **settings: object) -> Iterator[LiveServer]:
     """`python -m service.cli` on a free loopback port, ready (/readyz 200) when this yields."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = environment({f"AE_{key.upper()}": str(value) for key, value in {"device": "cpu", **settings}.items()})
+    # no drain period unless a test asks for one: stop() (SIGTERM) stops at once
+    settings = {"device": "cpu", "drain_seconds": 0, **settings}
+    env = environment({f"AE_{key.upper()}": str(value) for key, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     log_path = workdir / "server.log"
     for _attempt in range(3):  # another process may take the free port before the server binds it
