@@ -91,8 +91,12 @@ def service_command(port: int, store: Path) -> list[str]:
 
 
 def environment(overrides: dict[str, str]) -> dict[str, str]:
-    """This process's environment without its AE_* settings (no stray API key), the repository importable."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AE_")}
+    """This process's environment without its AE_* settings (no stray API key), the repository importable.
+
+    No drain period on SIGTERM (AE_DRAIN_SECONDS=0) unless `overrides` set one: a benchmark or a test
+    stops its servers at once.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AE_")} | {"AE_DRAIN_SECONDS": "0"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env | overrides
 
