@@ -174,17 +174,25 @@ class Catalog:
         log.info("unloaded %s version %d", served.name, served.version)
 
     async def watch(self, interval: float, stop: asyncio.Event) -> None:
-        """Refresh on changes in the store, and every `interval` seconds, until `stop` is set; 0: never."""
-        root = self.store.root
+        """Refresh on changes in the store, and every `interval` seconds, until `stop` is set; 0: never.
+
+        Where filesystem events cannot be had (no store yet, a file system without them), it polls.
+        """
         if interval <= 0:
             return
-        while not stop.is_set() and not root.is_dir():
+        root = self.store.root
+        while not stop.is_set():
+            if root.is_dir():
+                try:
+                    async for _ in watchfiles.awatch(
+                        root, stop_event=stop, rust_timeout=int(interval * 1000), yield_on_timeout=True
+                    ):
+                        await self._refresh_logged()
+                    return  # stopped
+                except OSError as e:
+                    log.warning("watching %s failed (%s): polling it every %g s", root, e, interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-            await self._refresh_logged()
-        async for _ in watchfiles.awatch(
-            root, stop_event=stop, rust_timeout=int(interval * 1000), yield_on_timeout=True, recursive=True
-        ):
             await self._refresh_logged()
 
     async def _refresh_logged(self) -> None:
