@@ -7,6 +7,7 @@ those into a core call (`infer`: a `Pass` through the model's batcher), the outp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from starlette.types import Receive
 
 from service.codecs import json_response, output_format, raw_response, read_images, read_latents
 from service.core import Outputs, Pass, ServedModel, as_unit_floats
-from service.deps import resolve_model, settings_of
+from service.deps import admit, resolve_model, settings_of
 from service.errors import ClientGone
 from service.imaging import comparison_png, grid_png, scatter_png
 from service.lean import LeanRoute
@@ -32,7 +33,15 @@ from service.schemas import (
     ReconstructResponse,
 )
 
-router = APIRouter(route_class=LeanRoute, responses=ERRORS, tags=["inference"])
+
+class InferenceRoute(LeanRoute):
+    """A lean route guarded by `admit`: the API key, then the body's content coding, before anything is read."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, guard=admit, **kwargs)
+
+
+router = APIRouter(route_class=InferenceRoute, responses=ERRORS, tags=["inference"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}, "application/octet-stream": {}}}}
 Params = Annotated[ModelQuery, Query()]
 MapParams = Annotated[MapQuery, Query()]
