@@ -12,6 +12,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import RouteContext
 
 from service.core import Catalog, ServedModel
 from service.errors import NotReady, Unauthorized, UnsupportedMediaType
@@ -45,7 +46,7 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
 def check_api_key(request: Request, settings: Settings) -> None:
-    """With AE_API_KEY set, every endpoint but health needs `Authorization: Bearer <key>`."""
+    """With AE_API_KEY set, `Authorization: Bearer <key>`; which endpoints check it: README, "The API key"."""
     if settings.api_key is None:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -72,12 +73,20 @@ def admit(request: Request) -> None:
                                    headers={"Accept-Encoding": "identity"})  # fmt: skip
 
 
+def needs_key(route: RouteContext) -> bool:
+    """Whether `route` (as included in the app) checks the API key, when one is set; the OpenAPI document's
+    security comes from here."""
+    guard = getattr(route.original_route, "guard", None)
+    return guard is admit or any(d.dependency is require_api_key for d in route.dependencies)
+
+
 def resolve_model(request: Request, query: ModelQuery) -> ServedModel:
     """The requested model and version (default: the default model, latest).
 
     Unknown ones raise the core's UnknownModel or UnknownVersion, which service/errors.py makes 404s.
     """
     settings = settings_of(request)
-    served = catalog_of(request).resolve(query.model or settings.default_model, query.version)
+    model = settings.default_model if query.model is None else query.model
+    served = catalog_of(request).resolve(model, query.version)
     request.scope.setdefault("state", {})["model"] = served.name  # the metrics label
     return served
