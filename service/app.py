@@ -61,4 +61,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes[:0] = inference.router.routes
     for router in (catalog.router, operations.router, demo.router, docs.router):
         app.include_router(router)
+    app.openapi = docs.document(app, settings)  # type: ignore[method-assign]  # FastAPI's way to complete it
     return app

@@ -3,8 +3,9 @@
 FastAPI's request handling (solving dependencies, wrapping the request and the response) costs
 more than a single image's forward pass (BENCHMARKS.md, serving, step 2). The inference
 endpoints are lean routes: the endpoint takes the request and one pydantic model of query
-parameters, validated here into the same 422 as FastAPI's; errors it raises reach the app's
-exception handlers as from any route. Signature and query model also give the OpenAPI docs.
+parameters, validated here into the same 422 as FastAPI's (after the route's `guard`, if any);
+errors it raises reach the app's exception handlers as from any route. Signature and query model
+also give the OpenAPI docs.
 
 `LeanApp` also takes their requests past the router and the layers FastAPI wraps around every
 app (`with_lean_lane`; step 10).
@@ -30,22 +31,38 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 Endpoint = Callable[[Request, Any], Awaitable[Response]]
 
 
 class LeanRoute(APIRoute):
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+    def __init__(
+        self, path: str, endpoint: Callable[..., Any], *, guard: Callable[[Request], None] | None = None, **kwargs: Any
+    ) -> None:
+        """`guard` is called with each request before its query is read, and raises to refuse it (credentials,
+        say: a request without them then learns nothing from the query's validation). A router passes no
+        such argument: a subclass of LeanRoute as its route class does."""
         super().__init__(path, endpoint, **kwargs)
-        self.app = _serve(endpoint, _query_model(endpoint, path, bool(self.dependencies)))
+        self.guard = guard
+        self.app = _serve(endpoint, _query_model(endpoint, path, bool(self.dependencies)), guard)
         self.allowed = frozenset(self.methods or ())
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """What the router calls once the path matched: straight to the endpoint."""
         if scope["method"] not in self.allowed:
-            raise HTTPException(status_code=405, headers={"Allow": ", ".join(sorted(self.allowed))})
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(sorted(_path_methods(scope, self)))})
         await self.app(scope, receive, send)
+
+
+def _path_methods(scope: Scope, route: Route) -> set[str]:
+    """The methods of every route at the request's path: a path may have a route per method (GET and POST
+    /latent-map), and the router hands a wrong method to the first of them."""
+    router = scope.get("router")
+    routes = router.routes if router is not None else [route]
+    return {method for other in routes if isinstance(other, Route) and other.matches(scope)[0] is not Match.NONE
+            for method in other.methods or ()}  # fmt: skip
 
 
 def _query_model(endpoint: Callable[..., Any], path: str, has_dependencies: bool) -> type[BaseModel]:
@@ -60,12 +77,15 @@ def _query_model(endpoint: Callable[..., Any], path: str, has_dependencies: bool
     return model
 
 
-def _serve(endpoint: Endpoint, query_model: type[BaseModel]) -> ASGIApp:
+def _serve(endpoint: Endpoint, query_model: type[BaseModel], guard: Callable[[Request], None] | None) -> ASGIApp:
     defaults = query_model()  # shared by every request without a query string; endpoints only read it
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        if guard is not None:
+            guard(request)
         query = _parse_query(query_model, scope["query_string"]) if scope["query_string"] else defaults
-        response = await endpoint(Request(scope, receive, send), query)
+        response = await endpoint(request, query)
         await response(scope, receive, send)
 
     return app

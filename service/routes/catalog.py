@@ -7,12 +7,12 @@ from starlette.responses import Response
 
 from service.codecs import json_response
 from service.deps import CatalogDep, SettingsDep, require_api_key
-from service.schemas import ERRORS, ModelDetail, ModelList
+from service.schemas import ModelDetail, ModelList, ModelName, errors
 
-router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS, tags=["models"])
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["models"])
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList, responses=errors(503))
 async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
     """Every served model: its versions, which ones `stable` and `latest` name, and the stable one's metrics."""
     summaries = []
@@ -33,8 +33,8 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
     return json_response({"default_model": settings.default_model, "models": summaries})
 
 
-@router.get("/models/{name}", response_model=ModelDetail)
-async def model_detail(name: str, catalog: CatalogDep) -> Response:
+@router.get("/models/{name}", response_model=ModelDetail, responses=errors(404, 422, 503))
+async def model_detail(name: ModelName, catalog: CatalogDep) -> Response:
     """One model: every served version with its architecture, recipe, metrics and training time."""
     versions = [catalog.resolve(name, version).summary() for version in catalog.versions(name)]
     return json_response({"name": name, **catalog.aliases(name), "versions": versions})

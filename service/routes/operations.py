@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from service.codecs import json_response
 from service.core import Catalog
@@ -35,7 +35,8 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "versions": len(catalog), "skipped": catalog.skipped})
 
 
-@router.get("/metrics", dependencies=[Depends(require_api_key)])
+@router.get("/metrics", dependencies=[Depends(require_api_key)], response_class=PlainTextResponse,
+            response_description="Prometheus text exposition format")  # fmt: skip
 async def metrics(request: Request) -> Response:
     """Prometheus text: requests and latency per endpoint and model, batch sizes, queue depth."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
