@@ -1,26 +1,25 @@
 """Request bodies in (JSON, multipart PNG, base64 PNG, raw bytes) and responses out.
 
 Parsing is the expensive part of serving a model this small, so JSON goes through
-orjson straight into numpy, and raw uint8 bytes skip parsing altogether.
+orjson straight into numpy, and raw uint8 bytes skip parsing altogether. A large body is parsed,
+and images are decoded, in the decode threads under a budget per request (service.budget).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import numpy as np
 import orjson
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from models.images import PIXELS, SIDE
+from service.budget import Encoded, decode, decode_here, offload_of, parse_on_loop
 from service.errors import BadInput, MalformedBody, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
-from service.imaging import ImageDecodeError, decode_png
+from service.forms import form_files
 from service.settings import Settings
 
 IMAGE_SHAPES = ((PIXELS,), (SIDE, SIDE))
@@ -117,17 +116,7 @@ def _check_pixel_range(images: np.ndarray, what: str = "images") -> np.ndarray:
     return images
 
 
-def _decode_pngs(blobs: list[bytes], names: list[str]) -> np.ndarray:
-    images = []
-    for index, (blob, name) in enumerate(zip(blobs, names, strict=True)):
-        try:
-            images.append(decode_png(blob))
-        except ImageDecodeError as e:
-            raise BadInput(f"{name} (image {index}): {e}", index=index) from None
-    return np.stack(images)
-
-
-def _images_from_json(payload: Any, settings: Settings) -> np.ndarray:
+def _images_from_json(payload: Any, settings: Settings) -> np.ndarray | Encoded:
     if not isinstance(payload, dict) or not ({"images", "images_png"} & payload.keys()):
         raise BadInput("expected a JSON object with 'images' (lists of 784 or 28x28 numbers) or 'images_png'")
     if "images_png" in payload:
@@ -141,7 +130,7 @@ def _images_from_json(payload: Any, settings: Settings) -> np.ndarray:
                 blobs.append(base64.b64decode(text.split(",")[-1], validate=True))  # data: URLs too
             except (binascii.Error, ValueError):
                 raise BadInput(f"images_png[{index}] is not valid base64", index=index) from None
-        return _decode_pngs(blobs, [f"images_png[{i}]" for i in range(len(blobs))])
+        return Encoded(blobs, [f"images_png[{i}]" for i in range(len(blobs))])
     images = payload["images"]
     _check_count(len(images) if isinstance(images, list) else 1, settings)
     return _check_pixel_range(_rows(images, IMAGE_SHAPES, "images", "784 or 28x28"))
@@ -157,40 +146,35 @@ async def read_images(request: Request, settings: Settings) -> np.ndarray:
     if kind not in IMAGE_TYPES:
         raise UnsupportedMediaType(f"content type {kind or 'missing'!r}; send one of: {', '.join(IMAGE_TYPES)}")
     body = await read_body(request, settings.max_body_bytes)
-    if kind == "application/json":
-        return _images_from_json(_parse_json(body), settings)
     if kind == "application/octet-stream":
         if len(body) % PIXELS:
             raise BadInput(f"raw body must be N x 784 uint8 bytes; got {len(body)} bytes")
         _check_count(len(body) // PIXELS, settings)
         return np.frombuffer(body, dtype=np.uint8).reshape(-1, PIXELS)  # scaled in the forward pass
+    header = request.headers.get("content-type", "")
+    if not parse_on_loop(body, multipart=kind == "multipart/form-data"):
+        return await offload_of(request, settings).run(_decoded_images, kind, header, body, settings)
+    parsed = _parse_images(kind, header, body, settings)
+    if isinstance(parsed, np.ndarray):
+        return parsed
+    return await decode(parsed, settings, offload_of(request, settings))
+
+
+def _parse_images(kind: str, header: str, body: bytes, settings: Settings) -> np.ndarray | Encoded:
+    """A body of images -> their pixels (JSON numbers), or the images still encoded (PNG, JPEG, ...)."""
+    if kind == "application/json":
+        return _images_from_json(_parse_json(body), settings)
     if kind.startswith("image/"):
-        return _decode_pngs([body], ["body"])
-    files = await _form_files(request, body, settings)
+        return Encoded([body], ["body"])
+    files = form_files(header, body)
     _check_count(len(files), settings, "files")
-    return _decode_pngs([blob for _, blob in files], [name for name, _ in files])
+    return Encoded([blob for _, blob in files], [f"file {name!r}" for name, _ in files])
 
 
-async def _form_files(request: Request, body: bytes, settings: Settings) -> list[tuple[str, bytes]]:
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    parser = MultiPartParser(
-        request.headers, stream(), max_files=settings.max_images_per_request, max_part_size=settings.max_body_bytes
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException as e:
-        if "too many files" in e.message.lower():
-            raise PayloadTooLarge(
-                f"more than {settings.max_images_per_request} files in one request",
-                limit=settings.max_images_per_request,
-            ) from None
-        raise MalformedBody(f"malformed multipart body: {e.message}") from None
-    uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-    files = [(f"file {upload.filename!r}", await upload.read()) for upload in uploads]
-    await form.close()
-    return files
+def _decoded_images(kind: str, header: str, body: bytes, settings: Settings) -> np.ndarray:
+    """`_parse_images`, then decoding what is encoded, all in the calling thread (a decode thread)."""
+    parsed = _parse_images(kind, header, body, settings)
+    return parsed if isinstance(parsed, np.ndarray) else decode_here(parsed, settings)
 
 
 async def read_latents(request: Request, settings: Settings, latent_size: int) -> np.ndarray:
@@ -199,6 +183,12 @@ async def read_latents(request: Request, settings: Settings, latent_size: int) -
     if kind not in LATENT_TYPES:
         raise UnsupportedMediaType(f"content type {kind or 'missing'!r}; send one of: {', '.join(LATENT_TYPES)}")
     body = await read_body(request, settings.max_body_bytes)
+    if parse_on_loop(body, multipart=False):
+        return _parse_latents(kind, body, settings, latent_size)
+    return await offload_of(request, settings).run(_parse_latents, kind, body, settings, latent_size)
+
+
+def _parse_latents(kind: str, body: bytes, settings: Settings, latent_size: int) -> np.ndarray:
     if kind == "application/octet-stream":
         if not body or len(body) % (4 * latent_size):
             raise BadInput(f"raw body must be N x {latent_size} float32 values; got {len(body)} bytes")
