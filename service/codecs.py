@@ -32,6 +32,21 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _accepted_type(request: Request, accepted: tuple[str, ...]) -> str:
+    """The request's media type if it is one of `accepted`; otherwise a 415 saying what was wrong with it."""
+    kind = content_type(request)
+    if kind in accepted:
+        return kind
+    header = request.headers.get("content-type", "").strip()
+    if not header:
+        problem = "content type missing"
+    elif "/" not in kind:
+        problem = f"malformed content type {header!r} (expected type/subtype)"
+    else:
+        problem = f"content type {kind!r}"
+    raise UnsupportedMediaType(f"{problem}; send one of: {', '.join(accepted)}")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing more than `limit` bytes before and while reading it.
 
@@ -85,7 +100,10 @@ def _rows(values: Any, shapes: tuple[tuple[int, ...], ...], what: str, expected:
     if array is None or array.dtype.kind not in "fiu" or array.shape[1:] not in shapes:
         # the slow path: find the row that does not fit, or accept a mix of allowed shapes
         array = np.stack([_row(row, index, shapes, what, expected) for index, row in enumerate(values)])
-    return _check_finite(array.reshape(len(array), -1).astype(np.float32), what)
+    flat = array.reshape(len(array), -1)
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes infinite: _check_finite says so
+        rows = flat.astype(np.float32)
+    return _check_finite(rows, what, flat)
 
 
 def _row(row: Any, index: int, shapes: tuple[tuple[int, ...], ...], what: str, expected: str) -> np.ndarray:
@@ -100,10 +118,13 @@ def _row(row: Any, index: int, shapes: tuple[tuple[int, ...], ...], what: str, e
     return item.reshape(-1)
 
 
-def _check_finite(array: np.ndarray, what: str) -> np.ndarray:
+def _check_finite(array: np.ndarray, what: str, given: np.ndarray | None = None) -> np.ndarray:
+    """`array` (float32) if every value is finite; `given`: the values before they were cast to float32."""
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         index = int(np.flatnonzero(~finite)[0])
+        if given is not None and np.isfinite(given[index]).all():  # finite as sent, infinite as float32
+            raise BadInput(f"{what}[{index}] has a value outside float32's range (about ±3.4e38)", index=index)
         raise BadInput(f"{what}[{index}] contains NaN or infinity", index=index)
     return array
 
@@ -142,9 +163,7 @@ async def read_images(request: Request, settings: Settings) -> np.ndarray:
     Raw pixels stay uint8 until the forward pass scales them (service.core's `as_unit_floats`) in
     the worker thread: for a large batch the conversion costs more event-loop time than reading the body.
     """
-    kind = content_type(request)
-    if kind not in IMAGE_TYPES:
-        raise UnsupportedMediaType(f"content type {kind or 'missing'!r}; send one of: {', '.join(IMAGE_TYPES)}")
+    kind = _accepted_type(request, IMAGE_TYPES)
     body = await read_body(request, settings.max_body_bytes)
     if kind == "application/octet-stream":
         if len(body) % PIXELS:
@@ -179,9 +198,7 @@ def _decoded_images(kind: str, header: str, body: bytes, settings: Settings) -> 
 
 async def read_latents(request: Request, settings: Settings, latent_size: int) -> np.ndarray:
     """{"latents": [[p floats], ...]} or raw float32 bytes -> (N, p) float32."""
-    kind = content_type(request)
-    if kind not in LATENT_TYPES:
-        raise UnsupportedMediaType(f"content type {kind or 'missing'!r}; send one of: {', '.join(LATENT_TYPES)}")
+    kind = _accepted_type(request, LATENT_TYPES)
     body = await read_body(request, settings.max_body_bytes)
     if parse_on_loop(body, multipart=False):
         return _parse_latents(kind, body, settings, latent_size)
