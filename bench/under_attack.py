@@ -48,7 +48,7 @@ def servers(args: argparse.Namespace, logs: Path) -> Iterator[dict[str, launch.S
     try:
         for number, (name, root) in enumerate(code.items()):
             port, log = launch.free_port(), logs / f"server{number}.log"
-            env = launch.environment({"AE_DEVICE": args.device, "PYTHONPATH": str(root)})
+            env = launch.environment({"AE_DEVICE": args.device, "PYTHONPATH": str(root)} | dict(args.env))
             # cwd: an empty folder, or `python -m` would import the service found there first
             process = launch.spawn(launch.service_command(port, args.store), log, env, cwd=logs)
             started[name] = launch.Server(process, port, log)
@@ -155,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="seconds per phase (default 5)")
     parser.add_argument("--copies", type=int, help="clients sending each attack at once (default 4)")
     parser.add_argument("--attacks", nargs="+", help="names of the attacks to run (default: all)")
+    parser.add_argument(
+        "--env",
+        nargs="+",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="AE_NAME=VALUE",
+        help="settings for both servers (default: the service's defaults)",
+    )
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.smoke else 3)
     args.seconds = args.seconds or (1 if args.smoke else 5)
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.attacks:
         hostile = {name: hostile[name] for name in args.attacks}
     elif args.smoke:
-        hostile = {name: hostile[name] for name in ("4 tall PNGs as base64", "large JSON body")}
+        hostile = {name: hostile[name] for name in ("4 tall PNGs as base64", "8 MiB JSON body (the limit)")}
     info = machine()
     with tempfile.TemporaryDirectory(prefix="bench-attack-") as logs:
         results = measure(args, hostile, Path(logs))

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from starlette.requests import Request
 
-from service.errors import BadInput, PayloadTooLarge
+from service.errors import BadInput, PayloadTooLarge, ServiceError
 from service.imaging import ImageDecodeError, decode_image, open_image
 from service.settings import Settings
 
@@ -51,7 +51,21 @@ class Offload:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ae-decode")
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, _freeing, work, *args)
+
+
+def _freeing(work: Callable[..., T], *args: object) -> T:
+    """`work(*args)`; a client's error leaves without the frames it was raised in.
+
+    Those frames hold what the work built (a large body's parsed JSON: millions of Python objects),
+    and whoever frees the traceback frees them: here, in this thread, rather than on the event loop.
+    """
+    try:
+        return work(*args)
+    except ServiceError as e:
+        error = e
+        error.__traceback__ = error.__context__ = error.__cause__ = None
+    raise error
 
 
 def offload_of(request: Request, settings: Settings) -> Offload:

@@ -47,15 +47,15 @@ def _accepted_type(request: Request, accepted: tuple[str, ...]) -> str:
     raise UnsupportedMediaType(f"{problem}; send one of: {', '.join(accepted)}")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than `limit` bytes before and while reading it.
+async def read_body(request: Request, limit: int, setting: str = "AE_MAX_BODY_BYTES") -> bytes:
+    """The whole body, refusing more than `limit` bytes (the `setting`) before and while reading it.
 
     Straight from the ASGI receive channel: Request.stream()'s generator costs more per request
     than the rest of reading a one-image body.
     """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes ({setting})", limit=limit)
     chunks, size = [], 0
     while True:
         message = await request.receive()
@@ -64,10 +64,17 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes", limit=limit)
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes ({setting})", limit=limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _read_body_of(request: Request, kind: str, settings: Settings) -> bytes:
+    """The body, under the limit for its kind: JSON's is lower, parsing it holds the GIL (service.budget)."""
+    if kind == "application/json" and settings.max_json_bytes < settings.max_body_bytes:
+        return await read_body(request, settings.max_json_bytes, "AE_MAX_JSON_BYTES, for JSON bodies")
+    return await read_body(request, settings.max_body_bytes)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -164,7 +171,7 @@ async def read_images(request: Request, settings: Settings) -> np.ndarray:
     the worker thread: for a large batch the conversion costs more event-loop time than reading the body.
     """
     kind = _accepted_type(request, IMAGE_TYPES)
-    body = await read_body(request, settings.max_body_bytes)
+    body = await _read_body_of(request, kind, settings)
     if kind == "application/octet-stream":
         if len(body) % PIXELS:
             raise BadInput(f"raw body must be N x 784 uint8 bytes; got {len(body)} bytes")
@@ -199,7 +206,7 @@ def _decoded_images(kind: str, header: str, body: bytes, settings: Settings) -> 
 async def read_latents(request: Request, settings: Settings, latent_size: int) -> np.ndarray:
     """{"latents": [[p floats], ...]} or raw float32 bytes -> (N, p) float32."""
     kind = _accepted_type(request, LATENT_TYPES)
-    body = await read_body(request, settings.max_body_bytes)
+    body = await _read_body_of(request, kind, settings)
     if parse_on_loop(body, multipart=False):
         return _parse_latents(kind, body, settings, latent_size)
     return await offload_of(request, settings).run(_parse_latents, kind, body, settings, latent_size)

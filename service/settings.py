@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     max_request_pixels: int = Field(default=16_000_000, ge=784)
     # Threads that decode images and parse large bodies (service.budget), apart from the forward
     # passes' so that a storm of uploads cannot delay those; each holds one image's memory at a time.
-    decode_threads: int = Field(default=2, ge=1)
+    # One: each more thread is one more contender for the GIL, which the event loop needs.
+    decode_threads: int = Field(default=1, ge=1)
+    # A JSON body's limit. orjson turns it into Python objects holding the GIL, about 5 ms per MB
+    # in one call, and the event loop waits for the GIL meanwhile, even with the parse in a decode
+    # thread: 8 MiB (about 1,200 images) keeps that under ~50 ms. Raw bytes are not parsed.
+    max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     def workers(self, device: torch.device) -> int:
         """Forward passes that may run at once: forward_workers, or by default 2 on the CPU and 1 on CUDA."""

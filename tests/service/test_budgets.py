@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import threading
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +23,8 @@ import service.budget
 import service.codecs
 from bench.hostile import multipart, square_png, strip_png
 from service.app import create_app
-from service.budget import INLINE_BYTES, INLINE_IMAGES, INLINE_PIXELS, MAX_SIDE, parse_on_loop
+from service.budget import INLINE_BYTES, INLINE_IMAGES, INLINE_PIXELS, MAX_SIDE, Offload, parse_on_loop
+from service.errors import BadInput
 from service.settings import Settings
 
 RAW = {"content-type": "application/octet-stream"}
@@ -207,3 +209,28 @@ async def test_busy_decode_threads_delay_no_forward_pass_and_no_small_request(
         finally:
             release.set()
         assert (await large).status_code == 200
+
+
+def test_json_bodies_have_a_lower_limit_than_raw_ones(configure: Callable[..., Settings]) -> None:
+    with TestClient(create_app(configure(max_json_bytes=4096))) as client:
+        body = orjson.dumps({"images": [[0.5] * 784]})
+        exact = body + b" " * (4096 - len(body))
+        assert client.post("/encode", content=exact, headers=JSON).status_code == 200
+        _error(client.post("/encode", content=exact + b" ", headers=JSON), 413, "payload_too_large",
+               "exceeds the limit of 4096 bytes (AE_MAX_JSON_BYTES, for JSON bodies)")  # fmt: skip
+        _error(client.post("/encode", content=iter([exact, b" "]), headers=JSON), 413, "payload_too_large",
+               "AE_MAX_JSON_BYTES")  # fmt: skip
+        _error(client.post("/decode", content=exact + b" ", headers=JSON), 413, "payload_too_large", "AE_MAX_JSON")
+        assert client.post("/encode", content=bytes(784 * 8), headers=RAW).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_an_error_from_a_decode_thread_leaves_its_frames_and_data_there() -> None:
+    def work(size: int) -> None:
+        parsed = list(range(size))  # what a large body's parse leaves in the frame
+        raise BadInput(f"{len(parsed)} values", index=0)
+
+    with pytest.raises(BadInput, match="1000 values") as caught:
+        await Offload(1).run(work, 1000)
+    frames = [frame.f_code.co_name for frame, _ in traceback.walk_tb(caught.value.__traceback__)]
+    assert "work" not in frames and caught.value.__context__ is None
