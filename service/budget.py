@@ -85,8 +85,8 @@ class Encoded:
     names: list[str]
 
 
-def opened(encoded: Encoded, settings: Settings) -> list[Image.Image]:
-    """Every image's header read and checked against the per-image and per-request budgets; nothing decoded."""
+def opened(encoded: Encoded, settings: Settings) -> tuple[list[Image.Image], int]:
+    """Every image's header read and checked against the budgets, nothing decoded; and their pixels in all."""
     images, total = [], 0
     for index, (blob, name) in enumerate(zip(encoded.blobs, encoded.names, strict=True)):
         try:
@@ -109,7 +109,7 @@ def opened(encoded: Encoded, settings: Settings) -> list[Image.Image]:
                 index=index, limit=settings.max_request_pixels,
             )  # fmt: skip
         images.append(image)
-    return images
+    return images, total
 
 
 def decoded(images: list[Image.Image], names: list[str]) -> np.ndarray:
@@ -125,14 +125,14 @@ def decoded(images: list[Image.Image], names: list[str]) -> np.ndarray:
 
 def decode_here(encoded: Encoded, settings: Settings) -> np.ndarray:
     """Check the budgets, then decode, in the calling thread."""
-    return decoded(opened(encoded, settings), encoded.names)
+    return decoded(opened(encoded, settings)[0], encoded.names)
 
 
-async def decode(encoded: Encoded, settings: Settings, offload: Offload) -> np.ndarray:
-    """Check the budgets, then decode: on the loop when that is quick, in the decode threads otherwise."""
+async def decode(encoded: Encoded, settings: Settings, request: Request) -> np.ndarray:
+    """Check the budgets, then decode: on the loop when that is quick, in the app's decode threads otherwise."""
     if len(encoded.blobs) > INLINE_IMAGES:  # even reading the headers would take long
-        return await offload.run(decode_here, encoded, settings)
-    images = opened(encoded, settings)
-    if sum(image.width * image.height for image in images) > INLINE_PIXELS:
-        return await offload.run(decoded, images, encoded.names)
+        return await offload_of(request, settings).run(decode_here, encoded, settings)
+    images, pixels = opened(encoded, settings)
+    if pixels > INLINE_PIXELS:
+        return await offload_of(request, settings).run(decoded, images, encoded.names)
     return decoded(images, encoded.names)

@@ -183,7 +183,7 @@ async def read_images(request: Request, settings: Settings) -> np.ndarray:
     parsed = _parse_images(kind, header, body, settings)
     if isinstance(parsed, np.ndarray):
         return parsed
-    return await decode(parsed, settings, offload_of(request, settings))
+    return await decode(parsed, settings, request)
 
 
 def _parse_images(kind: str, header: str, body: bytes, settings: Settings) -> np.ndarray | Encoded:
