@@ -80,10 +80,12 @@ def attacks(scale: float = 1.0) -> dict[str, Attack]:
     fits = square_png(400)  # 160,000 pixels: 100 of them are exactly the default request budget
     files = max(2, int(100 * scale))
     many_tall, many_fit = multipart([strip_png(max(10_000, int(1_500_000 * scale)))] * files), multipart([fits] * 100)
+    strips = multipart([strip_png(8192)] * (16_000_000 // 8192))  # the most rows the default budget allows
     return {
         "4 tall PNGs as base64": Attack("/encode", "application/json", base64_json([tall] * 4), 413),
         "100 tall PNGs, multipart": Attack("/encode", many_tall[0], many_tall[1], 413),
         "100 400x400 PNGs, multipart": Attack("/encode", many_fit[0], many_fit[1], 200),
+        "1,953 1x8192 strips, multipart": Attack("/encode", strips[0], strips[1], 200),
         "one tall PNG body": Attack("/encode", "image/png", tall, 413),
         "8 MiB JSON body (the limit)": Attack("/encode", "application/json", large_json(JSON_LIMIT), 422),
         "29 MiB JSON body": Attack("/encode", "application/json", large_json(29 * 2**20), 413),
