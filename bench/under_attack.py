@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,8 +43,7 @@ def servers(args: argparse.Namespace, logs: Path) -> Iterator[dict[str, launch.S
     """This checkout's service, and the baseline's with --baseline; stopped, only they, on the way out."""
     code = {"this checkout": REPO} | ({f"baseline ({args.baseline})": args.baseline} if args.baseline else {})
     started: dict[str, launch.Server] = {}
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
+    with launch.stopped_on_exit(started, STOP_DEADLINE_S):
         for number, (name, root) in enumerate(code.items()):
             port, log = launch.free_port(), logs / f"server{number}.log"
             env = launch.environment({"AE_DEVICE": args.device, "PYTHONPATH": str(root)} | dict(args.env))
@@ -56,14 +54,6 @@ def servers(args: argparse.Namespace, logs: Path) -> Iterator[dict[str, launch.S
         for server in started.values():
             server.wait_ready("/readyz", deadline)
         yield started
-    finally:
-        for server in started.values():
-            server.stop(STOP_DEADLINE_S)
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _exit(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 class Attacker(threading.Thread):

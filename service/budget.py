@@ -96,20 +96,20 @@ def opened(encoded: Encoded, settings: Settings) -> tuple[list[Image.Image], int
         width, height = image.size
         pixels = width * height
         if pixels > settings.max_image_pixels or max(width, height) > MAX_SIDE:
-            raise PayloadTooLarge(
-                f"{name} (image {index}) is {width:,}x{height:,} pixels; an image may have at most "
-                f"{settings.max_image_pixels:,} pixels (AE_MAX_IMAGE_PIXELS) and no side over {MAX_SIDE:,}",
-                index=index, limit=settings.max_image_pixels,
-            )  # fmt: skip
+            limit = settings.max_image_pixels
+            raise _too_large(name, index, f"is {width:,}x{height:,} pixels; an image may have at most {limit:,} "
+                             f"pixels (AE_MAX_IMAGE_PIXELS) and no side over {MAX_SIDE:,}", limit)  # fmt: skip
         total += pixels
         if total > settings.max_request_pixels:
-            raise PayloadTooLarge(
-                f"{name} (image {index}) brings the request to {total:,} decoded pixels; a request may have at most "
-                f"{settings.max_request_pixels:,} (AE_MAX_REQUEST_PIXELS)",
-                index=index, limit=settings.max_request_pixels,
-            )  # fmt: skip
+            limit = settings.max_request_pixels
+            raise _too_large(name, index, f"brings the request to {total:,} decoded pixels; a request may have at "
+                             f"most {limit:,} (AE_MAX_REQUEST_PIXELS)", limit)  # fmt: skip
         images.append(image)
     return images, total
+
+
+def _too_large(name: str, index: int, problem: str, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{name} (image {index}) {problem}", index=index, limit=limit)
 
 
 def decoded(images: list[Image.Image], names: list[str]) -> np.ndarray:

@@ -7,16 +7,14 @@ import base64
 import io
 import threading
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import numpy as np
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
+from inprocess import serve
 from PIL import Image
 
 import service.budget
@@ -173,15 +171,6 @@ def test_small_work_stays_on_the_event_loop_and_larger_work_goes_to_the_decode_t
     assert threads_seen == where
 
 
-@asynccontextmanager
-async def _serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
 @pytest.mark.anyio
 async def test_busy_decode_threads_delay_no_forward_pass_and_no_small_request(
     configure: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
@@ -196,7 +185,7 @@ async def test_busy_decode_threads_delay_no_forward_pass_and_no_small_request(
 
     monkeypatch.setattr(service.budget, "decode_image", stuck)
     png, json_body = {"content-type": "image/png"}, orjson.dumps({"images": [[0.5] * 784]})
-    async with _serve(configure(decode_threads=1)) as client:
+    async with serve(configure(decode_threads=1)) as (client, _app):
         large = asyncio.ensure_future(client.post("/encode", content=square_png(400), headers=png))
         while not started.is_set():
             await asyncio.sleep(0.01)
