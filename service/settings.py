@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     # a 12-megapixel phone photo is 0.2 million): 2000x2000 holds any scan, photo or drawing of a
     # digit and takes ~15 ms and ~60 MB to decode; a poster-sized image is refused before decoding.
     max_image_pixels: int = Field(default=4_000_000, ge=784)
-    # Pixels all of a request's images may decode to: 4,096 MNIST-size PNGs are 3.2 million. Bounds
-    # a request's time in a decode thread (~0.1 s for square images, ~0.7 s for 1-pixel-wide strips).
+    # Pixels all of a request's images may decode to: 4,096 MNIST-size PNGs are 3.2 million. Bounds a
+    # request's time in a decode thread: 0.2 s for four 2000x2000 images, 1.4 s for the most rows
+    # (1,953 strips of 1x8192), measured on 2 busy cores (BENCHMARKS.md).
     max_request_pixels: int = Field(default=16_000_000, ge=784)
     # Threads that decode images and parse large bodies (service.budget), apart from the forward
     # passes' so that a storm of uploads cannot delay those; each holds one image's memory at a time.
