@@ -3,6 +3,7 @@ a log file, waited for until ready, and stopped; only ever the processes started
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +107,22 @@ def spawn(command: list[str], log_path: Path, env: dict[str, str], cwd: Path) ->
     with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would block the server's logging
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+@contextlib.contextmanager
+def stopped_on_exit(servers: Mapping[str, Server], timeout: float) -> Iterator[None]:
+    """On the way out, stop every server in `servers` (which the caller fills meanwhile), and only those.
+
+    Also when this process is terminated: SIGTERM becomes SystemExit meanwhile, so the way out is taken.
+    """
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        for server in servers.values():
+            server.stop(timeout)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -28,7 +28,6 @@ import io
 import itertools
 import math
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -101,13 +100,9 @@ def _command(spec: ServerSpec, port: int, args: argparse.Namespace) -> list[str]
 
 @contextlib.contextmanager
 def running(specs: list[ServerSpec], args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, Server]]:
-    """Start every server at once, wait until all are ready; stop them, and only them, on the way out.
-
-    Also when the run itself is terminated: SIGTERM becomes SystemExit, so the way out is taken.
-    """
+    """Start every server at once, wait until all are ready; stop them, and only them, on the way out."""
     servers: dict[str, Server] = {}
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
+    with launch.stopped_on_exit(servers, STOP_DEADLINE_S):
         for spec in specs:
             port = launch.free_port()
             log_path = log_dir / f"{spec.key}-{args.current_device}.log"
@@ -118,14 +113,6 @@ def running(specs: list[ServerSpec], args: argparse.Namespace, log_dir: Path) ->
         for server in servers.values():
             server.wait_ready("/readyz" if server.spec.kind == "service" else "/healthz", deadline)
         yield servers
-    finally:
-        for server in servers.values():
-            server.stop(STOP_DEADLINE_S)
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _exit(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from models.images import PIXELS, SIDE, tile
 
-MAX_PIXELS = 25_000_000  # refuse larger images before decoding them (decompression bombs)
+MAX_PIXELS = 25_000_000  # decode_png refuses larger images before decoding them; the service has a tighter budget
 BOX = 20  # MNIST scaled each digit's ink box to fit 20x20
 INK = 0.1  # a pixel darker than the paper by this much (on a 0-1 scale) is ink
 SEPARATOR = 2  # rows of light grey between the row pairs of comparison_png, before scaling
@@ -31,7 +31,37 @@ class ImageDecodeError(ValueError):
 
 def decode_png(data: bytes) -> np.ndarray:
     """Any image Pillow can read (PNG, JPEG, any size, any mode) -> (784,) float32 in [0, 1], white digit on black."""
-    grey = _read_grey(data)
+    image = open_image(data)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageDecodeError(f"image too large: {width}x{height} pixels, at most {MAX_PIXELS:,} allowed")
+    return decode_image(image)
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Bytes -> an image whose header is read but nothing decoded: `size` is what decoding will allocate.
+
+    Pillow reads lazily, so a caller can refuse a decompression bomb (a few KB of zlib that would
+    decode to millions of pixels) before paying for it. A JPEG is set to decode in grey at 1/2 to
+    1/8 scale (a phone photo, much faster), and `size` says so already.
+    """
+    if not data:
+        raise ImageDecodeError("empty image data")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.draft("L", (256, 256))  # JPEG only
+    except UnidentifiedImageError:  # its message names a BytesIO object: useless to a client
+        raise ImageDecodeError("not a decodable image (unrecognised format)") from None
+    except Exception as exc:  # Pillow's decoders raise many types on hostile input (OSError, SyntaxError, ...)
+        raise ImageDecodeError(f"not a decodable image ({str(exc) or type(exc).__name__})") from exc
+    if image.width * image.height == 0:
+        raise ImageDecodeError("image has no pixels")
+    return image
+
+
+def decode_image(image: Image.Image) -> np.ndarray:
+    """An image from `open_image` -> (784,) float32 in [0, 1], white digit on black, normalised the MNIST way."""
+    grey = _read_grey(image)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if border.mean() > 0.5:
         grey = 1 - grey  # dark ink on light paper: MNIST is white on black
@@ -41,26 +71,15 @@ def decode_png(data: bytes) -> np.ndarray:
     return _normalise(grey, background=float(np.median(border))).reshape(-1)
 
 
-def _read_grey(data: bytes) -> np.ndarray:
-    """Bytes -> 2-D float32 greyscale in [0, 1]; bad input raises ImageDecodeError and nothing else."""
-    if not data:
-        raise ImageDecodeError("empty image data")
+def _read_grey(image: Image.Image) -> np.ndarray:
+    """Decode -> 2-D float32 greyscale in [0, 1]; bad input raises ImageDecodeError and nothing else."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            # The header gives the size without decoding: refuse bombs before allocating them.
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageDecodeError(f"image too large: {width}x{height} pixels, at most {MAX_PIXELS:,} allowed")
-            if width * height == 0:
-                raise ImageDecodeError("image has no pixels")
-            image.draft("L", (256, 256))  # JPEG only: decode a phone photo in grey at 1/2-1/8 scale, much faster
+        with image:
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # phone photos are often stored sideways
             return _to_grey(image)
-    except (ImageDecodeError, MemoryError):
+    except MemoryError:
         raise
-    except UnidentifiedImageError:  # its message names a BytesIO object: useless to a client
-        raise ImageDecodeError("not a decodable image (unrecognised format)") from None
     except Exception as exc:  # Pillow's decoders raise many types on hostile input (OSError, SyntaxError, ...)
         raise ImageDecodeError(f"not a decodable image ({str(exc) or type(exc).__name__})") from exc
 

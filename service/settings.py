@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None  # when set, every endpoint but health needs "Authorization: Bearer <key>"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Pixels an uploaded image may decode to (a JPEG counted at the 1/2 to 1/8 scale it decodes at:
+    # a 12-megapixel phone photo is 0.2 million): 2000x2000 holds any scan, photo or drawing of a
+    # digit and takes ~15 ms and ~60 MB to decode; a poster-sized image is refused before decoding.
+    max_image_pixels: int = Field(default=4_000_000, ge=784)
+    # Pixels all of a request's images may decode to: 4,096 MNIST-size PNGs are 3.2 million. Bounds a
+    # request's time in a decode thread: 0.2 s for four 2000x2000 images, 1.4 s for the most rows
+    # (1,953 strips of 1x8192), measured on 2 busy cores (BENCHMARKS.md).
+    max_request_pixels: int = Field(default=16_000_000, ge=784)
+    # Threads that decode images and parse large bodies (service.budget), apart from the forward
+    # passes' so that a storm of uploads cannot delay those; each holds one image's memory at a time.
+    # One: each more thread is one more contender for the GIL, which the event loop needs.
+    decode_threads: int = Field(default=1, ge=1)
+    # A JSON body's limit. orjson turns it into Python objects holding the GIL, about 5 ms per MB
+    # in one call, and the event loop waits for the GIL meanwhile, even with the parse in a decode
+    # thread: 8 MiB (about 1,200 images) keeps that under ~50 ms. Raw bytes are not parsed.
+    max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     def workers(self, device: torch.device) -> int:
         """Forward passes that may run at once: forward_workers, or by default 2 on the CPU and 1 on CUDA."""

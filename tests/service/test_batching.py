@@ -5,29 +5,20 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 
 import httpx
 import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
+from inprocess import serve
 
 from service.app import create_app
 from service.core import MicroBatcher, Pass, QueueFull, run_pass
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app
 
 
 def _batch_sizes(app: object, version: int = 2) -> tuple[float, float]:
