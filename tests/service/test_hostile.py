@@ -142,7 +142,7 @@ CORPUS: list[tuple[str, bytes, int, str | None]] = [
     ("raw pixels one byte short", post("/encode", bytes(783), RAW), 422, "invalid_input"),
     ("raw latents one byte short", post("/decode", bytes(7), RAW), 422, "invalid_input"),
     ("a PNG cut short", post("/encode", DIGIT[:40], "image/png"), 422, "invalid_input"),
-    ("multipart cut short", post("/encode", multipart(("a.png", DIGIT))[:80], MULTIPART), 422, "invalid_input"),
+    ("multipart cut short", post("/encode", multipart(("a.png", DIGIT))[:80], MULTIPART), 400, "malformed_body"),
     # content types
     ("text/plain", post("/encode", GOOD, "text/plain"), 415, "unsupported_media_type"),
     ("no content type", request("POST", "/encode", GOOD), 415, "unsupported_media_type"),

@@ -235,3 +235,19 @@ def test_scatter_png_is_deterministic_and_shows_highlights() -> None:
     assert (image.format, image.size) == ("PNG", (700, 600))
     starred = scatter_png(points, labels, highlights=np.array([[0.0, 0.0], [1.0, -1.0]]), title="latent space")
     assert starred != first and Image.open(io.BytesIO(starred)).size == (700, 600)
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "PPM", "ICO", "PCX"])
+def test_formats_beyond_those_of_digits_are_refused_unread(fmt: str) -> None:
+    """Pillow could read these (EPS through Ghostscript, if installed): the service does not try."""
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 0).convert("RGB" if fmt in ("EPS", "ICO") else "L").save(buffer, format=fmt)
+    with pytest.raises(ImageDecodeError, match=r"unrecognised format\): send PNG, JPEG"):
+        decode_png(buffer.getvalue())
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_the_formats_of_digits_are_read(fmt: str) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(buffer, format=fmt)
+    assert decode_png(buffer.getvalue()).shape == (784,)
