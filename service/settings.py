@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # balancer polling readiness to take the instance out; then it stops accepting, finishes the requests in
     # flight and what is queued, and exits. 0: stop accepting at once. A second signal ends the drain.
     drain_seconds: float = Field(default=5.0, ge=0)
-    api_key: SecretStr | None = None  # when set, every endpoint but health needs "Authorization: Bearer <key>"
+    api_key: SecretStr | None = None  # when set: inference, /models and /metrics need "Authorization: Bearer <key>"
     host: str = "127.0.0.1"
     port: int = 8000
     # Pixels an uploaded image may decode to (a JPEG counted at the 1/2 to 1/8 scale it decodes at:
