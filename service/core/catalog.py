@@ -184,6 +184,8 @@ class Catalog:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
             await self._refresh_logged()
+        if stop.is_set():  # stopped before the store appeared: there is nothing to watch (awatch would raise)
+            return
         async for _ in watchfiles.awatch(
             root, stop_event=stop, rust_timeout=int(interval * 1000), yield_on_timeout=True, recursive=True
         ):
