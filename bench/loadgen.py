@@ -45,6 +45,7 @@ class LoadResult:
     p95_ms: float
     p99_ms: float
     server_cpu_s: float = float("nan")  # CPU time the server process used meanwhile (set by the caller)
+    max_ms: float = float("nan")  # the slowest response
 
     @property
     def ok(self) -> int:
@@ -91,6 +92,7 @@ def run_wrk(port: int, request: Request, connections: int, seconds: int, max_req
         p50_ms=r["p50_us"] / 1e3,
         p95_ms=r["p95_us"] / 1e3,
         p99_ms=r["p99_us"] / 1e3,
+        max_ms=r["max_us"] / 1e3,
     )
 
 
@@ -121,7 +123,8 @@ async def _run_httpx(port: int, request: Request, connections: int, seconds: flo
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.monotonic() - started
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) * 1e3 if latencies else (float("nan"),) * 3
-    return LoadResult(len(latencies), errors, elapsed, float(p50), float(p95), float(p99))
+    slowest = max(latencies, default=float("nan")) * 1e3
+    return LoadResult(len(latencies), errors, elapsed, float(p50), float(p95), float(p99), max_ms=slowest)
 
 
 def run_load(client: str, port: int, request: Request, connections: int, seconds: int, max_requests: int) -> LoadResult:

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
         ("serving", ["1 image per request", "256 images per request", "Targets on CPU"]),
         ("profile_service", ["Profiled load", "by step of the request path", "by package"]),
         ("under_attack", ["/healthz while hostile uploads are processed"]),
+        ("reload", ["Latency during reloads against quiet", "Every round of the reload benchmark"]),
     ],
 )
 def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str], data_root: Path,

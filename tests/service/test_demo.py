@@ -13,6 +13,8 @@ import base64
 import json
 import os
 import re
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,8 @@ import pytest
 from fastapi.testclient import TestClient
 from liveserver import REPO, live_server
 
+from bench.reload import publish_copy
+from models import CheckpointStore
 from service.app import create_app
 from service.routes import docs
 from service.routes.demo import ASSETS, STATIC
@@ -126,9 +130,14 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def open_demo(browser: Browser, url: str, ready: bool = True, **context: Any) -> Iterator[Page]:
-    """The demo page, its map loaded (if `ready`); afterwards, no uncaught script error and no request elsewhere."""
+def open_demo(browser: Browser, url: str, ready: bool = True, before: str = "", **context: Any) -> Iterator[Page]:
+    """The demo page, its map loaded (if `ready`); afterwards, no uncaught script error and no request elsewhere.
+
+    `before`: a script run in the page before its own (to set window.DEMO_POLL_MS, say).
+    """
     session = browser.new_context(**{"viewport": DESKTOP, **context})
+    if before:
+        session.add_init_script(before)
     page = session.new_page()
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
@@ -353,6 +362,85 @@ def test_an_api_key_typed_into_the_page_is_sent(browser: Browser, store_root: Pa
         expect(alert).to_be_hidden()
         draw(page, *A_SEVEN)
         wait_for_analysis(page)
+
+
+def test_the_page_follows_new_versions_and_a_model_gone_without_reloading(
+    browser: Browser, store_root: Path, tmp_path: Path
+) -> None:
+    """The store changes under a running service; the open page shows it within a poll (5 s), keeping the drawing."""
+    store = CheckpointStore(tmp_path / "store")
+    shutil.copytree(store_root, store.root)
+    with (
+        live_server(tmp_path / "server", store.root, default_model="mlp2-p2", reload_interval=0.2) as live,
+        open_demo(browser, live.url) as page,
+    ):
+        navigations: list[str] = []
+        page.on("framenavigated", lambda frame: navigations.append(frame.url))
+        page.evaluate("window.sameDocument = 'since the start'")  # gone if the page were loaded again
+        versions = page.locator("#versions")
+        expect(versions).to_have_attribute("data-stable", "2")
+        expect(versions).to_have_attribute("data-latest", "2")
+        draw(page, *A_SEVEN)
+        wait_for_analysis(page)
+        expect(versions).to_have_attribute("data-answered", "mlp2-p2 v2")  # the X-Model-Version of the answer
+        drawn = ink(page)
+
+        publish_copy(store, "mlp2-p2", 1)  # version 3, not promoted: shown, not chosen
+        expect(versions).to_have_attribute("data-latest", "3")
+        assert page.locator("#version option").evaluate_all("os => os.map(o => o.textContent)") == [
+            "v1", "v2 (stable)", "v3 (latest)"]  # fmt: skip
+        assert page.input_value("#version") == "2" and page.get_attribute("#map", "data-model") == "mlp2-p2 v2"
+
+        store.promote("mlp2-p2", 3, "test")  # the page follows the stable version: map and drawing go to v3
+        expect(versions).to_have_attribute("data-stable", "3")
+        expect(page.locator("#version")).to_have_value("3")
+        expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p2 v3")
+        expect(page.locator("#mse")).to_contain_text("mlp2-p2 v3")
+        expect(versions).to_have_text("mlp2-p2: stable v3, latest v3; last answer from mlp2-p2 v3")
+        assert ink(page) == drawn and page.get_attribute("#drawing", "data-source") == "drawing"
+
+        page.select_option("#version", "2")  # picked by hand: stays picked through a rollback and a promotion
+        expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p2 v2")
+        store.rollback("mlp2-p2", "test")
+        expect(versions).to_have_attribute("data-stable", "2")
+        store.promote("mlp2-p2", 1, "test")
+        expect(versions).to_have_attribute("data-stable", "1")
+        assert page.input_value("#version") == "2" and page.get_attribute("#map", "data-model") == "mlp2-p2 v2"
+
+        page.select_option("#model", "mlp2-p8")
+        expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p8 v1")
+        shutil.rmtree(store.root / "mlp2-p8")
+        expect(page.locator("#notice")).to_have_text("Model mlp2-p8 is no longer served. Choose another model.")
+        assert page.input_value("#model") == "mlp2-p8"  # kept, marked: the user's choice is not swapped silently
+        assert page.locator("#model option:checked").text_content() == "mlp2-p8 (no longer served)"
+        assert ink(page) == drawn
+        page.select_option("#model", "mlp2-p2")
+        expect(page.locator("#notice")).to_be_hidden()
+        expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p2 v1")  # another model: its stable
+        assert page.locator("#model option").evaluate_all("os => os.map(o => o.value)") == ["mlp2-p2"]
+
+        assert page.evaluate("window.sameDocument") == "since the start" and navigations == []
+
+
+def test_the_page_asks_again_when_it_gets_the_focus(browser: Browser, store_root: Path, tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "store")
+    shutil.copytree(store_root, store.root)
+    with (
+        live_server(tmp_path / "server", store.root, default_model="mlp2-p2", reload_interval=0.2) as live,
+        live.client() as http,
+        open_demo(browser, live.url, before="window.DEMO_POLL_MS = 3600000") as page,  # no poll by the clock
+    ):
+        expect(page.locator("#versions")).to_have_attribute("data-stable", "2")
+        store.promote("mlp2-p2", 1, "test")
+        deadline = time.monotonic() + 10
+        while http.get("/models").json()["models"][0]["stable"] != 1:
+            assert time.monotonic() < deadline, "the service did not follow the store"
+            time.sleep(0.05)
+        page.wait_for_timeout(500)
+        assert page.get_attribute("#versions", "data-stable") == "2"  # not asked yet
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        expect(page.locator("#versions")).to_have_attribute("data-stable", "1", timeout=5000)
+        expect(page.locator("#map")).to_have_attribute("data-model", "mlp2-p2 v1")
 
 
 def tab_to(page: Page, selector: str, presses: int = 40) -> list[str]:

@@ -1,5 +1,8 @@
 // The demo page: draw a digit, send it to the service, show its reconstruction and its place on the
 // latent map; click the map to decode a point. Plain DOM and canvas, same-origin requests only.
+// The page follows what the service serves: it asks /models again every few seconds and when it gets the
+// focus, and updates the model and version choices (and the stable version, if that is the one chosen)
+// without a reload of its own, keeping the drawing.
 // State the tests read is mirrored into data- attributes (data-state, data-drawn, data-latent, ...).
 "use strict";
 
@@ -8,16 +11,21 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]; // matplotlib's tab10, as on /latent-map?format=png
 const STROKE = 22; // pen width on the 280 px canvas: about MNIST's stroke once scaled into 20 x 20
 const JSON_HEADERS = { "Content-Type": "application/json" };
+const POLL_MS = Number(window.DEMO_POLL_MS) || 5000; // how often /models is asked again (a test may set it first)
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   controls: $("controls"), model: $("model"), version: $("version"), key: $("api-key"), info: $("model-info"),
-  error: $("error"), drawing: $("drawing"), clear: $("clear"), digits: $("digits"),
-  recon: $("reconstruction"), mse: $("mse"), map: $("map"), legend: $("legend"), caption: $("map-caption"),
-  note: $("decode-note"), decoded: $("decoded"), decodedCaption: $("decoded-caption"),
+  versions: $("versions"), notice: $("notice"), error: $("error"), drawing: $("drawing"), clear: $("clear"),
+  digits: $("digits"), recon: $("reconstruction"), mse: $("mse"), map: $("map"), legend: $("legend"),
+  caption: $("map-caption"), note: $("decode-note"), decoded: $("decoded"), decodedCaption: $("decoded-caption"),
 };
 const state = {
   models: [],
+  listed: null, // what /models last said of each model's versions and aliases, to see what changed
+  follow: true, // the version choice follows the stable version, until the user picks one
+  polling: false,
+  pollError: null, // the error a poll showed, cleared by the next poll that succeeds
   map: null, // {points, projection, view, background} for the chosen model version
   source: null, // null: blank; "drawing": strokes (sent as PNG); {label, index, pixels}: an untouched test digit
   drawn: null, // the drawing's position on the map {x, y}
@@ -52,6 +60,8 @@ async function api(path, init = {}) {
     throw new Error(`/${endpoint} answered ${response.status}: ${message}`);
   }
   if (body === null) throw new Error(`/${endpoint} answered something that is not JSON`);
+  const answered = response.headers.get("X-Model-Version"); // on every inference answer
+  if (answered) showAnswered(response.headers.get("X-Model"), answered);
   return body;
 }
 
@@ -365,16 +375,15 @@ function legendItem(text, symbol, colour, kind = "") {
 
 // ------------------------------------------------------------------------------ models and test digits
 
-async function loadModels() {
+async function loadModels() { // at the start, and with a new API key
   try {
     const listing = await api("models");
-    state.models = listing.models;
     const url = new URLSearchParams(location.search); // /demo?model=...&version=... picks, for tutorials
     const [model, version] = ui.model.value ? [ui.model.value, ui.version.value]
       : [url.get("model"), url.get("version")]; // a new key keeps the choice made
-    const names = state.models.map((m) => m.name);
-    ui.model.replaceChildren(...state.models.map((m) => new Option(`${m.name} (p = ${m.latent_size})`, m.name)));
-    ui.model.value = [model, listing.default_model, names[0]].find((n) => names.includes(n));
+    if (!ui.model.value) state.follow = !version; // a version picked by the link stays picked
+    takeListing(listing);
+    fillModels([model, listing.default_model]);
     fillVersions(version);
     clearError();
     await loadMap();
@@ -383,15 +392,90 @@ async function loadModels() {
   }
 }
 
-function fillVersions(wanted = null) {
+async function pollModels() { // what the service serves now: new versions, moved aliases, models gone
+  if (state.polling || document.visibilityState === "hidden") return;
+  state.polling = true;
+  try {
+    if (!state.listed) { // nothing shown yet (no service, or no key at the start): from the start
+      await loadModels();
+      return;
+    }
+    const listing = await api("models");
+    if (ui.error.textContent === state.pollError) clearError(); // the last poll's failure is over
+    if (takeListing(listing)) followListing(listing);
+  } catch (err) {
+    showError(err);
+    state.pollError = ui.error.textContent;
+  } finally {
+    state.polling = false;
+  }
+}
+
+function takeListing(listing) { // true if the models, their versions or their aliases changed
+  const listed = JSON.stringify(listing.models.map((m) => [m.name, m.versions, m.stable, m.latest]));
+  const changed = listed !== state.listed;
+  state.listed = listed;
+  state.models = listing.models;
+  return changed;
+}
+
+function followListing(listing) { // keep the user's choices where they still exist; reload the map if it moved
+  const [model, version] = [ui.model.value, ui.version.value];
+  fillModels([model, listing.default_model]);
+  const served = state.models.find((m) => m.name === model);
+  if (!served) { // kept selected, marked gone: the drawing and the map stay until another model is chosen
+    showNotice(`Model ${model} is no longer served. Choose another model.`);
+    return;
+  }
+  if (!state.follow && !served.versions.includes(Number(version))) {
+    showNotice(`Version ${version} of ${model} is no longer served: showing the stable version, v${served.stable}.`);
+    state.follow = true;
+  } else {
+    showNotice(null);
+  }
+  fillVersions(state.follow ? null : version);
+  if (ui.version.value !== version) loadMap(); // the drawing goes to the version now chosen
+}
+
+function fillModels(wanted) { // the served models, the first of `wanted` that is served chosen
+  const names = state.models.map((m) => m.name);
+  const options = state.models.map((m) => new Option(`${m.name} (p = ${m.latent_size})`, m.name));
+  const gone = ui.model.value && !names.includes(ui.model.value) ? ui.model.value : null;
+  if (gone) options.push(Object.assign(new Option(`${gone} (no longer served)`, gone), { disabled: true }));
+  ui.model.replaceChildren(...options);
+  ui.model.value = gone || [...wanted, names[0]].find((n) => names.includes(n));
+}
+
+function fillVersions(wanted = null) { // numbered versions; without a served `wanted`, the stable one
   const model = state.models.find((m) => m.name === ui.model.value);
   if (!model) return;
-  ui.version.replaceChildren(...model.versions.map((v) =>
-    new Option(v === model.latest ? `v${v} (latest)` : `v${v}`, String(v))));
-  ui.version.value = model.versions.includes(Number(wanted)) ? wanted : String(model.latest);
+  const label = (v) => {
+    const aliases = [v === model.stable && "stable", v === model.latest && "latest"].filter(Boolean);
+    return aliases.length ? `v${v} (${aliases.join(", ")})` : `v${v}`;
+  };
+  ui.version.replaceChildren(...model.versions.map((v) => new Option(label(v), String(v))));
+  ui.version.value = model.versions.includes(Number(wanted)) ? String(wanted) : String(model.stable);
   const mse = model.metrics && model.metrics.test_mse;
-  ui.info.textContent = `v${model.latest}: ${model.parameters ?? "?"} parameters` +
+  ui.info.textContent = `v${model.stable}: ${model.parameters ?? "?"} parameters` +
     (mse ? `, test MSE ${mse.toFixed(4)}` : "");
+  Object.assign(ui.versions.dataset, { model: model.name, stable: model.stable, latest: model.latest });
+  renderVersions();
+}
+
+function showAnswered(model, version) {
+  Object.assign(ui.versions.dataset, { answered: `${model} v${version}` });
+  renderVersions();
+}
+
+function renderVersions() { // the chosen model's aliases, and which version answered last
+  const { model, stable, latest, answered } = ui.versions.dataset;
+  ui.versions.textContent = model ? `${model}: stable v${stable}, latest v${latest}` +
+    (answered ? `; last answer from ${answered}` : "") : "";
+}
+
+function showNotice(text) {
+  ui.notice.hidden = !text;
+  ui.notice.textContent = text || "";
 }
 
 async function loadDigits() {
@@ -427,12 +511,25 @@ function main() {
   setupDrawing();
   setupMap();
   ui.clear.addEventListener("click", clearAll);
-  ui.model.addEventListener("change", () => { fillVersions(); loadMap(); });
-  ui.version.addEventListener("change", loadMap);
+  ui.model.addEventListener("change", () => {
+    state.follow = true; // another model: its stable version
+    showNotice(null);
+    fillModels([ui.model.value]); // without a model marked gone
+    fillVersions();
+    loadMap();
+  });
+  ui.version.addEventListener("change", () => {
+    state.follow = false; // a version picked stays picked while it is served
+    showNotice(null);
+    loadMap();
+  });
   ui.key.addEventListener("change", loadModels);
   ui.controls.addEventListener("submit", (event) => event.preventDefault()); // Enter in the key field: "change"
-  loadModels();
+  pollModels(); // the first time, it loads the models and the map
   loadDigits();
+  setInterval(pollModels, POLL_MS);
+  window.addEventListener("focus", pollModels);
+  document.addEventListener("visibilitychange", pollModels);
 }
 
 main();
