@@ -23,7 +23,9 @@ def test_a_finite_value_beyond_float32_is_out_of_range_not_infinite(client: Test
            "latents[1] has a value outside float32's range")  # fmt: skip
     _error(client.post("/encode", json={"images": [[-1e39] * 784]}), 422, "invalid_input",
            "images[0] has a value outside float32's range")  # fmt: skip
-    assert client.post("/decode", json={"latents": [[3.4e38, -3.4e38]]}).status_code == 200
+    _error(client.post("/decode", json={"latents": [[3.4e38, -3.4e38]]}), 422, "invalid_input",
+           "latents[0] is too far outside")  # within float32, beyond LATENT_LIMIT  # fmt: skip
+    assert client.post("/decode", json={"latents": [[1e5, -1e5]]}).status_code == 200
 
 
 def test_an_infinite_raw_latent_is_still_nan_or_infinity(client: TestClient) -> None:
