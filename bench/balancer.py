@@ -97,22 +97,20 @@ def check_config(conf_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @dataclass
-class Nginx:
-    process: subprocess.Popen[bytes]
-    port: int
-    prefix: Path
+class Nginx(launch.Server):
+    """nginx's master process; `log_path` is its error log, the access log lies beside it."""
 
     @property
-    def url(self) -> str:
-        return f"http://{launch.LOOPBACK}:{self.port}"
+    def name(self) -> str:
+        return "nginx"
+
+    @property
+    def prefix(self) -> Path:
+        return self.log_path.parent
 
     @property
     def access_log_path(self) -> Path:
         return self.prefix / "access.log"
-
-    def error_log(self) -> str:
-        path = self.prefix / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def access_log(self, at_least: int = 0) -> list[dict[str, str]]:
         """Each request's key=value fields (request_id, upstream, upstream_status, version...) and its `status`.
@@ -132,7 +130,7 @@ class Nginx:
             entries.append(fields | {"status": status[1] if status else ""})
         return entries
 
-    def stop(self, timeout: float = STOP_DEADLINE_S) -> None:
+    def stop(self, timeout: float = STOP_DEADLINE_S) -> int:
         """SIGQUIT (graceful: requests in flight are answered), then its whole process group is killed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGQUIT)
@@ -143,6 +141,7 @@ class Nginx:
                 self.process.wait(timeout)
         with contextlib.suppress(ProcessLookupError):  # workers left behind by a master that died
             os.killpg(self.process.pid, signal.SIGKILL)
+        return int(self.process.returncode)
 
 
 def _accepting(port: int) -> bool:
@@ -163,7 +162,7 @@ def nginx(workdir: Path, replicas: Sequence[str], max_body_bytes: int, template:
         with (prefix / "access.log").open("ab") as access:  # the access log goes to /dev/stdout
             process = subprocess.Popen(command, cwd=prefix, stdout=access, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        server = Nginx(process, port, prefix)
+        server = Nginx(process, port, prefix / "error.log")
         try:
             deadline = time.monotonic() + 30
             while not _accepting(port) and process.poll() is None and time.monotonic() < deadline:
@@ -171,8 +170,8 @@ def nginx(workdir: Path, replicas: Sequence[str], max_body_bytes: int, template:
             if process.poll() is None and _accepting(port):
                 yield server
                 return
-            if "Address already in use" not in server.error_log():
-                raise launch.ServerFailed(f"nginx did not start on port {port}:\n{server.error_log()[-3000:]}")
+            if "Address already in use" not in server.log():
+                raise launch.ServerFailed(f"nginx did not start on port {port}:\n{server.log()[-3000:]}")
         finally:
             server.stop()
     raise launch.ServerFailed("no free port for nginx after 3 attempts")
