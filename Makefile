@@ -51,5 +51,5 @@ test: system-deps lint
 	$(BIN)/pytest
 
 # The quick loop while editing: the tests not marked slow (no live servers, browsers or long training).
-test-fast: $(VENV)/.installed-dev
+test-fast: system-deps $(VENV)/.installed-dev
 	$(BIN)/pytest -m "not slow" -q

