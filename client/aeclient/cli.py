@@ -83,7 +83,7 @@ def check(client: Client, args: argparse.Namespace, source: Source, ref: ModelRe
 def decode(client: Client, args: argparse.Namespace) -> None:
     codes = Codes.load(args.codes)
     if args.model not in (None, codes.model) or args.version not in (None, codes.version, str(codes.version)):
-        raise SystemExit(f"ae-client: {args.codes} holds codes of {codes.model} v{codes.version}; "
+        raise ValueError(f"{args.codes} holds codes of {codes.model} v{codes.version}; "
                          "only that version decodes them (leave out --model and --version)")  # fmt: skip
     with progress_bar(len(codes.names), "decoding", args.quiet) as advance:
         images = client.decode(codes.codes.astype(np.float32), model=codes.model, version=codes.version,
