@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
         ("inference", ["In-process images/s, model", "In-process images/s, service forward"]),
         ("serving", ["1 image per request", "256 images per request", "Targets on CPU"]),
         ("profile_service", ["Profiled load", "by step of the request path", "by package"]),
+        ("client", ["Encoding 512 images, 128 per request"]),
+        ("rate_distortion", ["The lowest MSE within a budget", "Every method", "What float16 codes add"]),
     ],
 )
 def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str], data_root: Path,

@@ -38,9 +38,12 @@ class Job(ABC, Generic[T]):
         """Consecutive spans, each within the limits (a lone item over the byte limit is sent, for a 413)."""
         most = min(chunk_size or limits.max_images_per_request, limits.max_images_per_request)
         room = limits.max_body_bytes - BODY_OVERHEAD
+        sizes = self.item_bytes()
+        if isinstance(sizes, int):  # every item the same size
+            step = max(1, min(most, room // sizes))
+            return [(start, min(start + step, self.count)) for start in range(0, max(self.count, 1), step)]
         spans, start, size = [], 0, 0
-        for index in range(self.count):
-            item = self.item_bytes(index)
+        for index, item in enumerate(sizes):
             if index > start and (index - start >= most or size + item > room):
                 spans.append((start, index))
                 start, size = index, 0
@@ -48,8 +51,8 @@ class Job(ABC, Generic[T]):
         return [*spans, (start, self.count)]
 
     @abstractmethod
-    def item_bytes(self, index: int) -> int:
-        """An upper bound on what item `index` adds to a request body."""
+    def item_bytes(self) -> int | list[int]:
+        """Upper bounds on what each item adds to a request body; one int when they are all the same."""
 
     @abstractmethod
     def call(self, span: Span, target: Target) -> Call: ...
@@ -74,10 +77,9 @@ def _images_call(path: str, batch: Batch, span: Span, target: Target, transport:
     return Call("POST", path, target.params(), headers | {"content-type": JSON}, body)
 
 
-def _image_bytes(batch: Batch, index: int, transport: Transport) -> int:
+def _image_bytes(batch: Batch, transport: Transport) -> int | list[int]:
     if isinstance(batch, Files):
-        name, content, _ = batch.parts[index]
-        return len(content) + len(name.encode()) + PART_OVERHEAD
+        return [len(content) + len(name.encode()) + PART_OVERHEAD for name, content, _ in batch.parts]
     return PIXELS if transport == "raw" else PIXELS * JSON_BYTES_PER_VALUE
 
 
@@ -97,8 +99,8 @@ class Encode(Job[np.ndarray]):
         super().__init__(len(batch), target)
         self.batch, self.transport = batch, transport
 
-    def item_bytes(self, index: int) -> int:
-        return _image_bytes(self.batch, index, self.transport)
+    def item_bytes(self) -> int | list[int]:
+        return _image_bytes(self.batch, self.transport)
 
     def call(self, span: Span, target: Target) -> Call:
         accept = RAW if self.transport == "raw" else JSON
@@ -120,9 +122,8 @@ class Decode(Job[np.ndarray]):
         super().__init__(len(latents), target)
         self.latents, self.transport, self.floats = latents, transport, floats
 
-    def item_bytes(self, index: int) -> int:
-        width = self.latents.shape[1]
-        return width * (4 if self.transport == "raw" else JSON_BYTES_PER_VALUE)
+    def item_bytes(self) -> int:
+        return self.latents.shape[1] * (4 if self.transport == "raw" else JSON_BYTES_PER_VALUE)
 
     def call(self, span: Span, target: Target) -> Call:
         rows = self.latents[span[0] : span[1]]
@@ -157,8 +158,8 @@ class Reconstruct(Job[tuple[np.ndarray, np.ndarray]]):
         self.raw_reply = transport == "raw" and isinstance(batch, Pixels)
         self.transport = transport
 
-    def item_bytes(self, index: int) -> int:
-        return _image_bytes(self.batch, index, self.transport)
+    def item_bytes(self) -> int | list[int]:
+        return _image_bytes(self.batch, self.transport)
 
     def call(self, span: Span, target: Target) -> Call:
         accept = RAW if self.raw_reply else JSON
@@ -200,9 +201,8 @@ class PlaceOnMap(Job[LatentMap]):
         super().__init__(len(batch) if batch is not None else 0, target)
         self.batch, self.transport, self.limit = batch, transport, limit
 
-    def item_bytes(self, index: int) -> int:
-        assert self.batch is not None
-        return _image_bytes(self.batch, index, self.transport)
+    def item_bytes(self) -> int | list[int]:
+        return 1 if self.batch is None else _image_bytes(self.batch, self.transport)
 
     def call(self, span: Span, target: Target) -> Call:
         limit = {"limit": str(self.limit)} if self.limit is not None else {}

@@ -109,7 +109,11 @@ class Client(ClientBase[httpx.Client]):
         parts = {spans[0]: job.part(spans[0], reply)}
         report(progress, spans[0])
         target = job.target.answered_by(reply)  # one version answers the whole job
-        if len(spans) > 1:
+        if self.concurrency == 1:  # in this thread, one after the other
+            for span in spans[1:]:
+                parts[span] = job.part(span, self._send(job.call(span, target)))
+                report(progress, span)
+        elif len(spans) > 1:
             with ThreadPoolExecutor(min(self.concurrency, len(spans) - 1)) as pool:
                 futures = {pool.submit(lambda s: job.part(s, self._send(job.call(s, target))), span): span
                            for span in spans[1:]}  # fmt: skip
