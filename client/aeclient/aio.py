@@ -82,19 +82,18 @@ class AsyncClient(ClientBase[httpx.AsyncClient]):
         response = await self._http.request(**self._request_args(call))
         return Reply(response.status_code, response.headers, response.content)
 
+    async def _outcome(self, call: Call) -> Reply | Exception:
+        try:
+            return await self._exchange(call)
+        except RETRYABLE as e:  # no reply: worth another try
+            return e
+
     async def _send(self, call: Call) -> Reply:
-        attempt = 1
-        while True:
-            try:
-                outcome: Reply | Exception = await self._exchange(call)
-            except RETRYABLE as e:
-                outcome = e
-            wait = self._wait_after(call, attempt, outcome)
-            if wait is None:
-                assert isinstance(outcome, Reply)
-                return outcome
+        """`call`, tried again as `retry` says; the final reply (error replies included), or ConnectionFailed."""
+        tries = self._tries(call)
+        while (wait := tries.wait_after(await self._outcome(call))) is not None:
             await asyncio.sleep(wait)
-            attempt += 1
+        return tries.reply
 
     async def _run(self, job: Job[T], progress: Progress | None) -> T:
         spans = job.spans(await self.limits(), self.chunk_size)

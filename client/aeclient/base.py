@@ -7,11 +7,10 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from aeclient.errors import ConnectionFailed
 from aeclient.inputs import as_batch, as_latents
 from aeclient.jobs import Decode, Encode, PlaceOnMap, Reconstruct, Span, Transport
-from aeclient.retry import Retry
-from aeclient.wire import Call, Limits, Reply, Target, Version
+from aeclient.retry import Retry, Tries
+from aeclient.wire import Call, Limits, Target, Version
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 Progress = Callable[[int], None]  # called with the number of items each finished request held
@@ -73,16 +72,8 @@ class ClientBase(Generic[H]):
         return {"method": call.method, "url": self.url + call.path, "params": call.params,
                 "headers": self._headers | call.headers, "content": call.content, "files": call.files}  # fmt: skip
 
-    def _wait_after(self, call: Call, attempt: int, outcome: Reply | Exception) -> float | None:
-        """Seconds before trying `call` again after `attempt` got `outcome`; None: the reply is final.
-        A failure with no attempts left raises ConnectionFailed."""
-        if isinstance(outcome, Reply):
-            return self.retry.wait(attempt, outcome)
-        wait = self.retry.wait(attempt, None)
-        if wait is None:
-            message = f"{call.method} {self.url}{call.path}: {outcome!r}, {attempt} attempts"
-            raise ConnectionFailed(message, attempt) from outcome
-        return wait
+    def _tries(self, call: Call) -> Tries:
+        return Tries(self.retry, f"{call.method} {self.url}{call.path}")
 
     def _target(self, model: str | None, version: Version | None) -> Target:
         return Target(model if model is not None else self.target.model,

@@ -35,6 +35,10 @@ class ServiceError(AEClientError):
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}" if self.status else self.message
 
+    def _number(self, key: str) -> int | None:
+        value = self.details.get(key)
+        return value if isinstance(value, int) else None
+
 
 class InvalidInput(ServiceError):
     """422 (or caught before sending): a bad image, latent vector or parameter; `index` names the item."""
@@ -42,8 +46,7 @@ class InvalidInput(ServiceError):
     @property
     def index(self) -> int | None:
         """The position of the bad item in what was passed to the call (not in the request's chunk)."""
-        index = self.details.get("index")
-        return index if isinstance(index, int) else None
+        return self._number("index")
 
 
 class MalformedRequest(ServiceError):
@@ -79,8 +82,7 @@ class TooLarge(ServiceError):
 
     @property
     def limit(self) -> int | None:
-        limit = self.details.get("limit")
-        return limit if isinstance(limit, int) else None
+        return self._number("limit")
 
 
 class UnsupportedMediaType(ServiceError):

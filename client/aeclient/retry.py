@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from aeclient.errors import ConnectionFailed
 from aeclient.wire import Reply, parse_retry_after
 
 
@@ -29,3 +30,29 @@ class Retry:
         if after is not None:
             return min(self.max_wait, after + random.uniform(0, self.backoff))
         return min(self.max_wait, self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
+
+
+class Tries:
+    """The attempts at one request: after each outcome, the seconds to wait before the next, or None when the reply
+    is final (`reply`). A connection error with no attempts left raises ConnectionFailed."""
+
+    def __init__(self, retry: Retry, what: str) -> None:
+        self.retry, self.what = retry, what
+        self.attempts = 0
+        self._reply: Reply | None = None
+
+    def wait_after(self, outcome: Reply | Exception) -> float | None:
+        self.attempts += 1
+        if isinstance(outcome, Reply):
+            wait = self.retry.wait(self.attempts, outcome)
+            self._reply = outcome if wait is None else None
+            return wait
+        wait = self.retry.wait(self.attempts, None)
+        if wait is None:
+            raise ConnectionFailed(f"{self.what}: {outcome!r}, {self.attempts} attempts", self.attempts) from outcome
+        return wait
+
+    @property
+    def reply(self) -> Reply:
+        assert self._reply is not None, "no final reply yet"
+        return self._reply

@@ -88,20 +88,18 @@ class Client(ClientBase[httpx.Client]):
         response = self._http.request(**self._request_args(call))
         return Reply(response.status_code, response.headers, response.content)
 
+    def _outcome(self, call: Call) -> Reply | Exception:
+        try:
+            return self._exchange(call)
+        except RETRYABLE as e:  # no reply: worth another try
+            return e
+
     def _send(self, call: Call) -> Reply:
-        """`call`, tried again as `retry` says; the last reply, or ConnectionFailed."""
-        attempt = 1
-        while True:
-            try:
-                outcome: Reply | Exception = self._exchange(call)
-            except RETRYABLE as e:
-                outcome = e
-            wait = self._wait_after(call, attempt, outcome)
-            if wait is None:
-                assert isinstance(outcome, Reply)
-                return outcome
+        """`call`, tried again as `retry` says; the final reply (error replies included), or ConnectionFailed."""
+        tries = self._tries(call)
+        while (wait := tries.wait_after(self._outcome(call))) is not None:
             time.sleep(wait)
-            attempt += 1
+        return tries.reply
 
     def _run(self, job: Job[T], progress: Progress | None) -> T:
         spans = job.spans(self.limits(), self.chunk_size)
