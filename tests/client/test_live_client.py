@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from clientsupport import BODY_LIMIT, KEY, LIMIT, decode_in_process, encode_in_process, requests_seen, write_pngs
-from liveserver import LiveServer
+from liveserver import REPO, LiveServer
 
 from aeclient import (
     InvalidInput,
@@ -185,3 +185,22 @@ def test_client_errors_raise_their_types_and_are_never_retried(service: LiveServ
         with pytest.raises(Unauthorized):
             connect(service, api_key=key).encode(test_digits[:2])
     assert requests_seen(service, "/models", 401) - before == 2
+
+
+def test_the_readme_example_runs_as_written(service: LiveServer, test_digits: np.ndarray, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """README, "Use from Python": its code block, against the test server (its URL and key put in) from the
+    repository root, on digits.npy of 100 test digits."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Use from Python") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    assert 'Client("http://127.0.0.1:8000", ' in code
+    code = code.replace('Client("http://127.0.0.1:8000", ', f'Client("{service.url}", api_key="{KEY}", ')
+    code = code.replace('"digits.npy"', repr(str(tmp_path / "digits.npy")))
+    np.save(tmp_path / "digits.npy", np.rint(test_digits[:100] * 255).astype(np.uint8).reshape(-1, 28, 28))
+    monkeypatch.chdir(REPO)
+    names: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), names)
+    assert names["codes"].shape == (100, 16) and names["digits"].shape == (100, 28, 28)  # type: ignore[attr-defined]
+    assert names["mse"].shape == (100,) and names["where"].positions.shape == (10, 2)  # type: ignore[attr-defined]
