@@ -20,11 +20,15 @@ from aeclient import (
     InvalidInput,
     LatentMap,
     Limits,
+    MalformedRequest,
+    NotAcceptable,
     TooLarge,
     Unauthorized,
     UnknownModel,
     UnknownVersion,
+    UnsupportedMediaType,
 )
+from aeclient.wire import Reply, raise_for_error
 
 pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
 
@@ -204,3 +208,21 @@ def test_the_readme_example_runs_as_written(service: LiveServer, test_digits: np
     exec(compile(code, "README.md", "exec"), names)
     assert names["codes"].shape == (100, 16) and names["digits"].shape == (100, 28, 28)  # type: ignore[attr-defined]
     assert names["mse"].shape == (100,) and names["where"].positions.shape == (10, 2)  # type: ignore[attr-defined]
+
+
+def test_the_services_own_error_replies_map_to_their_types(service: LiveServer) -> None:
+    """Mistakes the client never makes, sent by hand: the real replies still become the right exceptions."""
+    auth = {"authorization": f"Bearer {KEY}"}
+    raw = {"content-type": "application/octet-stream"}
+    cases = [
+        (MalformedRequest, {"content": b'{"images": [[0.1,', "headers": auth | {"content-type": "application/json"}}),
+        (NotAcceptable, {"content": bytes(784), "headers": auth | raw, "params": {"format": "png"}}),
+        (UnsupportedMediaType, {"content": b"0.5", "headers": auth | {"content-type": "text/plain"}}),
+        (UnsupportedMediaType, {"content": bytes(784), "headers": auth | raw | {"content-encoding": "gzip"}}),
+    ]
+    with service.client() as http:
+        for kind, request in cases:
+            response = http.post("/encode", **request)
+            with pytest.raises(kind) as caught:
+                raise_for_error(Reply(response.status_code, response.headers, response.content))
+            assert caught.value.status == response.status_code and caught.value.message, response.text
