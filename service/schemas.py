@@ -150,9 +150,17 @@ class ModelSummary(Schema):
     metrics: dict[str, float]
 
 
+class RequestLimits(Schema):
+    """What one request may carry (settings AE_MAX_IMAGES_PER_REQUEST, AE_MAX_BODY_BYTES): clients split larger jobs."""
+
+    max_images_per_request: int = Field(description="Images (or latent vectors) in one request; more is a 413")
+    max_body_bytes: int = Field(description="Bytes in one request body; more is a 413")
+
+
 class ModelList(Schema):
     default_model: str = Field(description="Served when a request names no model")
     models: list[ModelSummary]
+    limits: RequestLimits
 
 
 class Architecture(Schema):

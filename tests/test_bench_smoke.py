@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
         ("profile_service", ["Profiled load", "by step of the request path", "by package"]),
         ("under_attack", ["/healthz while hostile uploads are processed"]),
         ("reload", ["Latency during reloads against quiet", "Every round of the reload benchmark"]),
+        ("client", ["Encoding 512 images, 128 per request"]),
+        ("rate_distortion", ["The lowest MSE within a budget", "Every method", "What float16 codes add"]),
     ],
 )
 def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str], data_root: Path,

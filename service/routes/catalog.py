@@ -14,7 +14,8 @@ router = APIRouter(dependencies=[Depends(require_api_key)], tags=["models"])
 
 @router.get("/models", response_model=ModelList, responses=errors(503))
 async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
-    """Every served model: its versions, which ones `stable` and `latest` name, and the stable one's metrics."""
+    """Every served model: its versions, which ones `stable` and `latest` name, and the stable one's metrics;
+    and the limits of one request, for clients that split large jobs."""
     summaries = []
     for name in catalog.names():
         aliases = catalog.aliases(name)
@@ -30,7 +31,8 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> Response:
                 "metrics": stable["metrics"],
             }
         )
-    return json_response({"default_model": settings.default_model, "models": summaries})
+    limits = {"max_images_per_request": settings.max_images_per_request, "max_body_bytes": settings.max_body_bytes}
+    return json_response({"default_model": settings.default_model, "models": summaries, "limits": limits})
 
 
 @router.get("/models/{name}", response_model=ModelDetail, responses=errors(404, 422, 503))
