@@ -1,5 +1,5 @@
-"""When to try a request again: on 502, 503 and 504 (honouring Retry-After) and on connection errors, with
-exponential backoff and a cap; never on a 4xx, which would fail the same way again."""
+"""When to try a request again: on 429, 502, 503 and 504 (honouring Retry-After) and on connection errors,
+with exponential backoff and a cap; never on another 4xx, which would fail the same way again."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class Retry:
     attempts: int = 5  # tries in all, the first included; 1: never retry
     backoff: float = 0.2  # seconds before the first retry when the service names no Retry-After; doubled each time
     max_wait: float = 10.0  # the longest wait before one retry, Retry-After included
-    statuses: frozenset[int] = frozenset({502, 503, 504})
+    statuses: frozenset[int] = frozenset({429, 502, 503, 504})  # 429: overload, as DESIGN allows
 
     def wait(self, attempt: int, reply: Reply | None) -> float | None:
         """Seconds to wait before trying again after `attempt` (1 for the first try) got `reply` (None: no reply,

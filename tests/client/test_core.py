@@ -188,8 +188,9 @@ def test_retry_policy_honours_retry_after_backs_off_caps_and_never_retries_a_4xx
     assert Retry(max_wait=0.5).wait(1, busy) == 0.5
     backoffs = [retry.wait(attempt, None) for attempt in (1, 2, 3)]
     assert [0.05 <= backoffs[0] <= 0.1, 0.1 <= backoffs[1] <= 0.2, 0.2 <= backoffs[2] <= 0.4] == [True] * 3  # type: ignore[operator]
-    for status in (400, 401, 404, 413, 422, 429):
+    for status in (400, 401, 404, 413, 422):
         assert retry.wait(1, error_reply(status, "x")) is None
+    assert retry.wait(1, error_reply(429, "overloaded", {"Retry-After": "1"})) is not None  # overload, as 503
     assert retry.wait(1, Reply(200, httpx.Headers(), b"")) is None
 
 
