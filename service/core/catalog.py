@@ -182,6 +182,8 @@ class Catalog:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
             await self._refresh_logged()
+        if stop.is_set():  # stopped while waiting for the store to exist: nothing to watch
+            return
         async for _ in watchfiles.awatch(
             root, stop_event=stop, rust_timeout=int(interval * 1000), yield_on_timeout=True, recursive=True
         ):
