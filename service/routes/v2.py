@@ -1,0 +1,111 @@
+"""The Open Inference Protocol (KServe V2) with Triton's binary tensor extension: health, metadata, inference.
+
+Translates as the REST routes do, onto the same core: the path names a served model version,
+the body (service/oip/tensors.py) becomes input rows and the outputs asked for, those one forward
+pass (service/oip/mapping.py) through the model's batcher by the REST routes' `infer`
+(hang-up watching, the 503 of a full queue), with the same body and image limits. The model
+configuration, statistics and repository extensions are in v2_extensions.py; `install` puts all
+of them on the app.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
+
+from service.codecs import json_response, read_body
+from service.core import ServedModel
+from service.deps import catalog_of, check_api_key, settings_of
+from service.errors import NotFound
+from service.oip.http import Params, V2Route, decompressed, empty, served_model
+from service.oip.mapping import plan, results
+from service.oip.metadata import model_metadata, server_metadata
+from service.oip.stats import RequestStats
+from service.oip.tensors import HEADER_LENGTH, infer_response, parse_request
+from service.routes import v2_extensions
+from service.routes.inference import infer
+
+router = APIRouter(route_class=V2Route, tags=["open inference protocol (KServe V2)"])
+MODEL = "/v2/models/{name}"
+VERSION = "/v2/models/{name}/versions/{version}"
+
+
+@router.post(MODEL + "/infer")
+@router.post(VERSION + "/infer")
+async def v2_infer(request: Request, query: Params) -> Response:
+    """Inference: a JSON request, or with Inference-Header-Content-Length a JSON header and binary tensors."""
+    started = time.monotonic()
+    served = served_model(request)
+    try:
+        response = await _infer(request, served)
+    except Exception:
+        request.app.state.v2_stats.record(served, False, time.monotonic() - started)
+        raise
+    request.app.state.v2_stats.record(served, True, time.monotonic() - started)
+    return response
+
+
+async def _infer(request: Request, served: ServedModel) -> Response:
+    settings = settings_of(request)
+    body = await read_body(request, settings.max_body_bytes)
+    body = decompressed(body, request.headers.get("content-encoding"), settings.max_body_bytes)
+    parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
+    todo = plan(parsed, served.latent_size, settings.max_images_per_request)
+    outputs = results(todo, await infer(request, served, todo.what, todo.rows), served.name)
+    return infer_response(served.name, served.version, parsed.id, outputs)
+
+
+@router.get("/v2")
+async def v2_server_metadata(request: Request, query: Params) -> Response:
+    """Server metadata: name, version, the protocol extensions supported."""
+    check_api_key(request, settings_of(request))
+    return json_response(server_metadata(request.app.version))
+
+
+@router.get("/v2/health/live")
+async def v2_live(request: Request, query: Params) -> Response:
+    """200 while the process answers."""
+    return empty()
+
+
+@router.get("/v2/health/ready")
+async def v2_ready(request: Request, query: Params) -> Response:
+    """200 when /readyz would be: models loaded, at least one, not shutting down; else 400 (the spec's 4xx)."""
+    return empty(200 if _ready(request) else 400)
+
+
+def _ready(request: Request) -> bool:
+    catalog = request.app.state.catalog
+    return catalog is not None and not catalog.closing and not request.app.state.draining and len(catalog) > 0
+
+
+@router.get(MODEL)
+@router.get(VERSION)
+async def v2_model_metadata(request: Request, query: Params) -> Response:
+    """Model metadata: versions, inputs and outputs (-1: the batch); `parameters` adds the aliases and the mapping."""
+    served = served_model(request)
+    catalog = catalog_of(request)
+    return json_response(model_metadata(served, catalog.versions(served.name), catalog.aliases(served.name)))
+
+
+@router.get(MODEL + "/ready")
+@router.get(VERSION + "/ready")
+async def v2_model_ready(request: Request, query: Params) -> Response:
+    """200 if the version is served and the server is not shutting down; 404 if there is no such model or version."""
+    served_model(request)
+    return empty(200 if _ready(request) else 400)
+
+
+async def v2_no_such_endpoint(request: Request, query: Params) -> Response:
+    raise NotFound(f"no such endpoint: {request.method} {request.url.path} (GET /v2 lists the extensions supported)")
+
+
+def install(app: FastAPI) -> None:
+    """The protocol's routes ahead of the app's others, and its request statistics."""
+    extensions = v2_extensions.router.routes
+    catch_all = V2Route("/v2/{path:path}", v2_no_such_endpoint, methods=["GET", "POST"], include_in_schema=False)
+    # the stats routes first: /v2/models/stats is not a model's metadata
+    app.router.routes[:0] = [*extensions, *router.routes, catch_all]
+    app.state.v2_stats = RequestStats()
