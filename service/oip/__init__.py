@@ -1,7 +1,8 @@
 """The Open Inference Protocol (KServe V2) and Triton's binary tensor extension, on the inference core.
 
 The service's second protocol beside its own REST API, sharing its batchers, limits and metrics:
-- `tensors`: inference requests and responses, JSON and binary (orjson and numpy, no pydantic);
+- `parsing`: inference requests, a JSON header and binary tensors (orjson and numpy, no pydantic);
+- `tensors`: datatypes, and inference responses in JSON or binary;
 - `mapping`: a served model as a V2 model (its tensors) and the forward pass a request needs;
 - `metadata`: server and model metadata, Triton's model configuration;
 - `stats`: the statistics extension;

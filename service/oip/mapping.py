@@ -20,7 +20,9 @@ quantised from the floats, as the _PIXELS passes do it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -67,15 +69,15 @@ OUTPUTS_OF = {IMAGES: ("latents", "reconstructions", "reconstructions_uint8", "m
               LATENTS: ("images", "images_uint8")}  # fmt: skip
 DEFAULT_OUTPUTS = {IMAGES: ("latents", "reconstructions", "mse"), LATENTS: ("images",)}
 DATATYPES = {IMAGES: ("FP32", "UINT8"), LATENTS: ("FP32",)}
+IMAGE_WIDTHS = ((PIXELS,), (SIDE, SIDE))
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """What one request computes: its input rows, the outputs asked for, the pass that gives them."""
 
     source: str  # IMAGES or LATENTS
     rows: np.ndarray  # (N, 784) images, float32 or uint8 (scaled in the pass), or (N, p) latents
-    outputs: list[Output]
+    outputs: Sequence[Output]
     what: Pass  # the forward pass that gives them
 
 
@@ -89,7 +91,7 @@ def plan(request: InferRequest, latent_size: int, max_rows: int) -> Plan:
         raise BadRequest(f"unknown input {tensor.name!r}: this model takes 'images' or 'latents'")
     if tensor.datatype not in DATATYPES[tensor.name]:
         raise BadRequest(f"input {tensor.name!r} must be {' or '.join(DATATYPES[tensor.name])}, not {tensor.datatype}")
-    widths = ((PIXELS,), (SIDE, SIDE)) if tensor.name == IMAGES else ((latent_size,),)
+    widths = IMAGE_WIDTHS if tensor.name == IMAGES else ((latent_size,),)
     if tensor.shape[1:] not in widths:
         expected = " or ".join(str([-1, *w]) for w in widths)
         raise BadRequest(f"input {tensor.name!r} has shape {list(tensor.shape)}; expected {expected}")

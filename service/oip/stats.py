@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from service.core import ServedModel
@@ -23,48 +22,40 @@ from service.metrics import Metrics
 NOT_MEASURED = ("queue", "compute_input", "compute_infer", "compute_output", "cache_hit", "cache_miss")
 
 
-@dataclass
-class _Counts:
-    success: int = 0
-    success_ns: int = 0
-    fail: int = 0
-    fail_ns: int = 0
-    last_ms: int = 0
+SUCCESS, SUCCESS_NS, FAIL, FAIL_NS, LAST = range(5)  # a version's counts, in a list
 
 
 class RequestStats:
     """This protocol's inference requests per model version: counted by the infer route, read by the stats route."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], _Counts] = {}
+        self._counts: dict[tuple[str, int], list[int]] = {}
+        self._epoch_ns = time.time_ns() - time.monotonic_ns()  # monotonic -> wall clock, for last_inference
 
-    def record(self, served: ServedModel, ok: bool, seconds: float) -> None:
-        counts = self._counts.get((served.name, served.version))
-        if counts is None:
-            counts = self._counts[served.name, served.version] = _Counts()
-        ns = int(seconds * 1e9)
-        if ok:
-            counts.success += 1
-            counts.success_ns += ns
-        else:
-            counts.fail += 1
-            counts.fail_ns += ns
-        counts.last_ms = time.time_ns() // 1_000_000
+    def record(self, served: ServedModel, ok: bool, started_ns: int) -> None:
+        """A request that arrived at `started_ns` (time.monotonic_ns) ended now, answered or not."""
+        now = time.monotonic_ns()
+        key = (served.name, served.version)
+        counts = self._counts.get(key) or self._counts.setdefault(key, [0] * 5)
+        slot = SUCCESS if ok else FAIL
+        counts[slot] += 1
+        counts[slot + 1] += now - started_ns
+        counts[LAST] = now
 
     def model_stats(self, versions: Iterable[ServedModel], metrics: Metrics) -> dict[str, Any]:
         passes = _passes(metrics)
         entries = []
         for served in versions:
-            counts = self._counts.get((served.name, served.version), _Counts())
+            counts = self._counts.get((served.name, served.version), [0] * 5)
             executions, images = passes.get((served.name, str(served.version)), (0, 0))
             entries.append({
                 "name": served.name,
                 "version": str(served.version),
-                "last_inference": counts.last_ms,
+                "last_inference": (self._epoch_ns + counts[LAST]) // 1_000_000 if counts[LAST] else 0,
                 "inference_count": images,
                 "execution_count": executions,
-                "inference_stats": {"success": _stat(counts.success, counts.success_ns),
-                                    "fail": _stat(counts.fail, counts.fail_ns),
+                "inference_stats": {"success": _stat(counts[SUCCESS], counts[SUCCESS_NS]),
+                                    "fail": _stat(counts[FAIL], counts[FAIL_NS]),
                                     **{key: _stat(0, 0) for key in NOT_MEASURED}},
                 "batch_stats": [],
                 "memory_usage": [],

@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe V2) with Triton's binary tensor extension: health, metadata, inference.
 
 Translates as the REST routes do, onto the same core: the path names a served model version,
-the body (service/oip/tensors.py) becomes input rows and the outputs asked for, those one forward
+the body (service/oip/parsing.py) becomes input rows and the outputs asked for, those one forward
 pass (service/oip/mapping.py) through the model's batcher by the REST routes' `infer`
 (hang-up watching, the 503 of a full queue), with the same body and image limits. The model
 configuration, statistics and repository extensions are in v2_extensions.py; `install` puts all
@@ -13,17 +13,19 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, FastAPI, Request
+from starlette.middleware import Middleware
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from service.codecs import json_response, read_body
-from service.core import ServedModel
 from service.deps import catalog_of, check_api_key, settings_of
 from service.errors import NotFound
-from service.oip.http import Params, V2Route, decompressed, empty, served_model
+from service.oip.http import InferLane, Params, V2Route, decompressed, empty, served_model
 from service.oip.mapping import plan, results
 from service.oip.metadata import model_metadata, server_metadata
+from service.oip.parsing import parse_request
 from service.oip.stats import RequestStats
-from service.oip.tensors import HEADER_LENGTH, infer_response, parse_request
+from service.oip.tensors import HEADER_LENGTH, infer_response
 from service.routes import v2_extensions
 from service.routes.inference import infer
 
@@ -36,24 +38,21 @@ VERSION = "/v2/models/{name}/versions/{version}"
 @router.post(VERSION + "/infer")
 async def v2_infer(request: Request, query: Params) -> Response:
     """Inference: a JSON request, or with Inference-Header-Content-Length a JSON header and binary tensors."""
-    started = time.monotonic()
+    started = time.monotonic_ns()
     served = served_model(request)
+    stats: RequestStats = request.app.state.v2_stats
     try:
-        response = await _infer(request, served)
+        settings, headers = settings_of(request), request.headers
+        body = await read_body(request, settings.max_body_bytes)
+        if "content-encoding" in headers:
+            body = decompressed(body, headers["content-encoding"], settings.max_body_bytes)
+        parsed = parse_request(body, headers.get(HEADER_LENGTH))
+        todo = plan(parsed, served.latent_size, settings.max_images_per_request)
+        outputs = results(todo, await infer(request, served, todo.what, todo.rows), served.name)
     except Exception:
-        request.app.state.v2_stats.record(served, False, time.monotonic() - started)
+        stats.record(served, False, started)
         raise
-    request.app.state.v2_stats.record(served, True, time.monotonic() - started)
-    return response
-
-
-async def _infer(request: Request, served: ServedModel) -> Response:
-    settings = settings_of(request)
-    body = await read_body(request, settings.max_body_bytes)
-    body = decompressed(body, request.headers.get("content-encoding"), settings.max_body_bytes)
-    parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
-    todo = plan(parsed, served.latent_size, settings.max_images_per_request)
-    outputs = results(todo, await infer(request, served, todo.what, todo.rows), served.name)
+    stats.record(served, True, started)
     return infer_response(served.name, served.version, parsed.id, outputs)
 
 
@@ -102,10 +101,17 @@ async def v2_no_such_endpoint(request: Request, query: Params) -> Response:
     raise NotFound(f"no such endpoint: {request.method} {request.url.path} (GET /v2 lists the extensions supported)")
 
 
+def _precedence(route: BaseRoute) -> int:
+    """Inference first (the router tries routes in turn), then fixed paths: /v2/models/stats is no model's metadata."""
+    path = getattr(route, "path", "")
+    return 0 if path.endswith("/infer") else 1 if "{" not in path else 2
+
+
 def install(app: FastAPI) -> None:
     """The protocol's routes ahead of the app's others, and its request statistics."""
-    extensions = v2_extensions.router.routes
     catch_all = V2Route("/v2/{path:path}", v2_no_such_endpoint, methods=["GET", "POST"], include_in_schema=False)
-    # the stats routes first: /v2/models/stats is not a model's metadata
-    app.router.routes[:0] = [*extensions, *router.routes, catch_all]
+    routes = sorted([*router.routes, *v2_extensions.router.routes], key=_precedence)
+    app.router.routes[:0] = [*routes, catch_all]
+    infer_routes = [route for route in routes if isinstance(route, V2Route) and route.path.endswith("/infer")]
+    app.user_middleware.append(Middleware(InferLane, routes=infer_routes))  # the innermost: inside metrics
     app.state.v2_stats = RequestStats()
