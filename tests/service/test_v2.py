@@ -12,10 +12,14 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 from v2_tensors import read, request
 
 from service.app import create_app
+from service.oip.http import InferLane
+from service.oip.parsing import _cached_header as parse
 from service.settings import Settings
 
 INFER = "/v2/models/mlp2-p2/infer"
@@ -199,3 +203,51 @@ def test_gzip_and_deflate_bodies(client: TestClient, digits: np.ndarray) -> None
     assert zipped.json() == plain
     _error(client.post(INFER, content=b"not gzip", headers={"content-encoding": "gzip"}), 400, "not valid gzip")
     _error(client.post(INFER, content=body, headers={"content-encoding": "br"}), 415, "'br'")
+
+
+def test_a_repeated_header_is_parsed_once_and_its_tensors_read_anew(client: TestClient, digits: np.ndarray) -> None:
+    pixels = np.rint(digits[:4] * 255).astype(np.uint8)
+    parse.cache_clear()
+    for rows in (pixels[:2], pixels[2:]):  # the same header, other pixels
+        raw = client.post("/reconstruct", content=rows.tobytes(), headers=OCTETS).content
+        _, out = _infer(client, ("images", rows), binary=True, outputs=[("reconstructions_uint8", True)])
+        assert out["reconstructions_uint8"].tobytes() == raw
+    assert (parse.cache_info().hits, parse.cache_info().misses) == (1, 1)
+    _infer(client, ("images", digits[:2]), outputs=["mse"])  # JSON data: never cached
+    assert parse.cache_info().currsize == 1
+
+
+def test_inference_takes_the_infer_lane_and_answers_as_the_router_would(configure: Callable[..., Settings]) -> None:
+    app = create_app(configure())
+    lanes = [m for m in app.user_middleware if m.cls is InferLane]
+    assert len(lanes) == 1 and app.user_middleware[-1] is lanes[0]  # the innermost: inside metrics
+    app.user_middleware.remove(lanes[0])
+    by_router = FastAPI.build_middleware_stack(app)
+    app.user_middleware.append(lanes[0])
+    ones = np.full((1, 784), 0.5, np.float32)
+
+    async def either(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (b"x-router", b"1") in scope["headers"]:
+            scope["app"] = app
+            await by_router(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    requests = [
+        (200, INFER, *request([("images", ones)], binary=True)),
+        (200, "/v2/models/mlp2-p8/versions/1/infer", *request([("latents", np.zeros((1, 8), np.float32))])),
+        (200, "/v2/models/mlp2-p2/versions/stable/infer", *request([("images", ones)], outputs=["latents"])),
+        (400, INFER, b"{", {}),
+        (404, "/v2/models/nope/infer", b"{}", {}),
+    ]
+    with TestClient(either) as both:
+        for status, path, body, headers in requests:
+            lane, router = (both.post(path, content=body, headers=headers | extra) for extra in ({}, {"x-router": "1"}))
+            assert lane.status_code == status, lane.text
+            assert (lane.status_code, lane.headers, lane.content) == (
+                router.status_code,
+                router.headers,
+                router.content,
+            ), path
+        metrics = both.get("/metrics").text
+    assert 'ae_requests_total{endpoint="/v2/models/{name}/infer",model="mlp2-p2",status="200"} 2.0' in metrics
