@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
         ("inference", ["In-process images/s, model", "In-process images/s, service forward"]),
         ("serving", ["1 image per request", "256 images per request", "Targets on CPU"]),
         ("profile_service", ["Profiled load", "by step of the request path", "by package"]),
+        ("v2", ["V2 and REST on one server", "Target: V2 binary within 10% of REST raw"]),
     ],
 )
 def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str], data_root: Path,

@@ -7,15 +7,20 @@ equal to the REST API's for the same input on the same server; and the client's 
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import pytest
 import tritonclient.http as triton
-from liveserver import LiveServer, live_server
+from liveserver import REPO, LiveServer, live_server
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.slow  # a live server
@@ -150,3 +155,30 @@ def test_bad_payloads_over_http(http: httpx.Client) -> None:
     for body, headers, fragment in cases:
         response = http.post("/v2/models/mlp2-p2/infer", content=body, headers=headers)
         assert response.status_code == 400 and fragment in response.json()["error"], response.text
+
+
+def test_the_readme_examples_work_as_written(tmp_path: Path) -> None:
+    """The README's curl commands and tritonclient snippet, run as written against the shipped models."""
+    readme = (REPO / "README.md").read_text()
+    tour = re.search(r"<!-- v2-tour:start -->\s*```bash\n(.*?)```", readme, re.DOTALL)
+    snippet = re.search(r"<!-- v2-python:start -->\s*```python\n(.*?)```", readme, re.DOTALL)
+    assert tour and snippet, "README.md lacks the V2 examples between their markers"
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
+    with live_server(tmp_path, REPO / "checkpoints") as live:
+        script = tour.group(1).replace("http://127.0.0.1:8000", live.url)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, env=env,
+                              timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        namespace: dict[str, Any] = {}
+        exec(snippet.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{live.port}"), namespace)
+    status, printed = done.stdout.split("\n", 1)
+    decoder, values = json.JSONDecoder(), []
+    while printed.strip():
+        value, end = decoder.raw_decode(printed.strip())
+        values.append(value)
+        printed = printed.strip()[end:]
+    metadata, decoded, encoded = values
+    assert status == "200" and metadata["name"] == "mlp2-p2"
+    assert decoded["outputs"][0]["shape"] == [1, 784] and len(decoded["outputs"][0]["data"]) == 784
+    assert encoded["model_name"] == "mlp2-p16" and encoded["outputs"][0]["shape"] == [1, 16]
+    assert namespace["codes"].shape == (2, 16) and namespace["digits"].shape == (2, 784)
