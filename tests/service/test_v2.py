@@ -9,9 +9,11 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 
+import httpx
 import numpy as np
 import orjson
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
@@ -217,22 +219,22 @@ def test_a_repeated_header_is_parsed_once_and_its_tensors_read_anew(client: Test
     assert parse.cache_info().currsize == 1
 
 
-def test_inference_takes_the_infer_lane_and_answers_as_the_router_would(configure: Callable[..., Settings]) -> None:
+@pytest.mark.anyio
+async def test_inference_takes_the_infer_lane_and_answers_as_the_router_would(
+    configure: Callable[..., Settings],
+) -> None:
     app = create_app(configure())
     lanes = [m for m in app.user_middleware if m.cls is InferLane]
     assert len(lanes) == 1 and app.user_middleware[-1] is lanes[0]  # the innermost: inside metrics
     app.user_middleware.remove(lanes[0])
-    by_router = FastAPI.build_middleware_stack(app)
+    stack = FastAPI.build_middleware_stack(app)  # the app without the lane: V2 requests through the router
     app.user_middleware.append(lanes[0])
+
+    async def by_router(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = app  # as the app sets it before its stack
+        await stack(scope, receive, send)
+
     ones = np.full((1, 784), 0.5, np.float32)
-
-    async def either(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (b"x-router", b"1") in scope["headers"]:
-            scope["app"] = app
-            await by_router(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
     requests = [
         (200, INFER, *request([("images", ones)], binary=True)),
         (200, "/v2/models/mlp2-p8/versions/1/infer", *request([("latents", np.zeros((1, 8), np.float32))])),
@@ -240,14 +242,13 @@ def test_inference_takes_the_infer_lane_and_answers_as_the_router_would(configur
         (400, INFER, b"{", {}),
         (404, "/v2/models/nope/infer", b"{}", {}),
     ]
-    with TestClient(either) as both:
-        for status, path, body, headers in requests:
-            lane, router = (both.post(path, content=body, headers=headers | extra) for extra in ({}, {"x-router": "1"}))
-            assert lane.status_code == status, lane.text
-            assert (lane.status_code, lane.headers, lane.content) == (
-                router.status_code,
-                router.headers,
-                router.content,
-            ), path
-        metrics = both.get("/metrics").text
+    async with LifespanManager(app):  # one lifespan, two ways in (each request with a scope state of its own)
+        lane = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        router = httpx.AsyncClient(transport=httpx.ASGITransport(app=by_router), base_url="http://test")
+        async with lane, router:
+            for status, path, body, headers in requests:
+                one, other = [await client.post(path, content=body, headers=headers) for client in (lane, router)]
+                assert one.status_code == status, one.text
+                assert (one.status_code, one.headers, one.content) == (other.status_code, other.headers, other.content)
+            metrics = (await lane.get("/metrics")).text
     assert 'ae_requests_total{endpoint="/v2/models/{name}/infer",model="mlp2-p2",status="200"} 2.0' in metrics
