@@ -1,9 +1,10 @@
 """What every V2 route shares: lean routes that answer errors in the protocol's shape, the model named by the path.
 
 V2 routes are lean routes (service/lean.py) whose endpoints take no query parameters; those
-with no path parameters take the lean lane like the REST inference routes, the others the
-router. The model and version come from the path, through the same `resolve_model` as the REST
-API's (API key, catalogue, the metrics' model label, X-Model and X-Model-Version).
+with no path parameters take the lean lane like the REST inference routes, the inference routes
+their own (`InferLane`), the others the router. The model and version come from the path, through
+the same `resolve_model` as the REST API's (API key, catalogue, the metrics' model label,
+X-Model and X-Model-Version).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class InferLane:
     name. Installed as the innermost of the app's own middleware (inside metrics and CORS), this hands
     a POST to .../infer matching one of `routes` (whose parameters are plain strings) to it as the
     router would, skipping the router's walk, the exception handlers (a V2 route answers its own
-    errors) and the exit stack (lean routes have no dependencies): about 10 us of a one-image
-    request's 80 in-process. Anything else passes on.
+    errors) and the exit stack (lean routes have no dependencies): 8 of a one-image request's 87 us
+    in-process (BENCHMARKS.md, "Open Inference Protocol"). Anything else passes on.
     """
 
     def __init__(self, app: ASGIApp, routes: list[V2Route]) -> None:

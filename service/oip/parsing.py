@@ -66,7 +66,8 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     cached (CACHED_HEADERS of them, up to CACHED_HEADER_BYTES each). The tensors are read anew.
     """
     header, binary = _split(body, header_length)
-    cacheable = len(header) <= CACHED_HEADER_BYTES and b'"data"' not in header
+    # no tensor data in it (not even as "\u0064ata"): nothing in a cached header's parse belongs to one request
+    cacheable = len(header) <= CACHED_HEADER_BYTES and b'"data"' not in header and b"\\u" not in header
     parsed = _cached_header(header) if cacheable else _header(header)
     tensors, offset = [], 0
     for given in parsed.inputs:
@@ -194,7 +195,7 @@ def _from_json(data: Any, name: str, datatype: str, dtype: np.dtype, shape: list
         values = np.asarray(data)
     except ValueError:  # ragged
         values = np.empty(0, dtype=object)
-    kind = {"?": "b", "u": "iu", "i": "iu", "f": "fiu"}[dtype.kind]
+    kind = {"b": "b", "u": "iu", "i": "iu", "f": "fiu"}[dtype.kind]  # what JSON values each datatype takes
     if values.dtype.kind not in kind or not (values.ndim == 1 or list(values.shape) == shape):
         raise BadRequest(f"input {name!r}: 'data' must be a list of {datatype} values, flat or nested as {shape}")
     if values.size != math.prod(shape):
