@@ -34,6 +34,7 @@ class Request:
     body: bytes
     images: int
     accept: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # any others (the Open Inference Protocol's header length)
 
 
 @dataclass
@@ -75,6 +76,7 @@ def run_wrk(port: int, request: Request, connections: int, seconds: int, max_req
             "WRK_BODY_FILE": body.name,
             "WRK_CONTENT_TYPE": request.content_type,
             "WRK_ACCEPT": request.accept,
+            "WRK_HEADERS": "\n".join(f"{name}: {value}" for name, value in request.headers),
             "WRK_MAX_REQUESTS": str(max_requests),
         }
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={TIMEOUT_S}s", "--latency",
@@ -99,6 +101,7 @@ def run_wrk(port: int, request: Request, connections: int, seconds: int, max_req
 async def _run_httpx(port: int, request: Request, connections: int, seconds: float, max_requests: int) -> LoadResult:
     url = _check_loopback(port) + request.path
     headers = {"content-type": request.content_type} | ({"accept": request.accept} if request.accept else {})
+    headers |= dict(request.headers)
     latencies: list[float] = []
     errors = 0
     sent = 0

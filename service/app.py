@@ -15,7 +15,7 @@ from service.core import Catalog, Runtime
 from service.errors import install_error_handlers
 from service.lean import LeanApp
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import catalog, demo, docs, inference, operations
+from service.routes import catalog, demo, docs, inference, operations, v2
 from service.settings import Settings
 
 
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # an included router (FastAPI's wrapper around each inclusion) costs time on every request
     # (BENCHMARKS.md, serving, step 2).
     app.router.routes[:0] = inference.router.routes
+    v2.install(app)  # the Open Inference Protocol (KServe V2): service/routes/v2.py
     for router in (catalog.router, operations.router, demo.router, docs.router):
         app.include_router(router)
     app.openapi = docs.document(app, settings)  # type: ignore[method-assign]  # FastAPI's way to complete it

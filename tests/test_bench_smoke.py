@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
         ("reload", ["Latency during reloads against quiet", "Every round of the reload benchmark"]),
         ("client", ["Encoding 512 images, 128 per request"]),
         ("rate_distortion", ["The lowest MSE within a budget", "Every method", "What float16 codes add"]),
+        ("v2", ["V2 and REST on one server", "Target: V2 binary within 10% of REST raw"]),
     ],
 )
 def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str], data_root: Path,

@@ -4,6 +4,7 @@
 --   WRK_BODY_FILE     the body, read once per thread
 --   WRK_CONTENT_TYPE  its Content-Type
 --   WRK_ACCEPT        the Accept header (optional)
+--   WRK_HEADERS       other headers, one "Name: value" a line (optional)
 --   WRK_MAX_REQUESTS  each thread stops after this many responses (the run is bounded in time by -d too)
 -- done() prints one line, "WRK_RESULT {json}", that loadgen.py parses.
 
@@ -20,6 +21,12 @@ wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE")
 local accept = os.getenv("WRK_ACCEPT")
 if accept and accept ~= "" then
   wrk.headers["Accept"] = accept
+end
+for line in (os.getenv("WRK_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then
+    wrk.headers[name] = value
+  end
 end
 
 local max_requests = tonumber(os.getenv("WRK_MAX_REQUESTS") or "0") or 0

@@ -66,6 +66,7 @@ class Catalog:
         self._signatures: dict[tuple[str, int], tuple[int, int]] = {}
         self._failed: dict[tuple[str, int], tuple[tuple[int, int], str]] = {}
         self._retiring: dict[asyncio.Task[None], ServedModel] = {}
+        self._refreshing = asyncio.Lock()
 
     @classmethod
     async def load(
@@ -80,7 +81,15 @@ class Catalog:
         return catalog
 
     async def refresh(self) -> bool:
-        """Bring what is served in line with the store; True if anything changed."""
+        """Bring what is served in line with the store; True if anything changed.
+
+        One at a time (the watcher and a V2 repository `load` may ask together): a second waits, then
+        finds the first's work done.
+        """
+        async with self._refreshing:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         skipped = dict(self.store.problems())
         for entry, reason in skipped.items():
             if self.skipped.get(entry) != reason:  # said once, not at every refresh

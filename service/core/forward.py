@@ -34,6 +34,7 @@ class Pass(StrEnum):
     RECONSTRUCT = "reconstruct"  # images -> "images", floats in [0, 1]
     RECONSTRUCT_PIXELS = "reconstruct_pixels"  # images -> "images", uint8
     RECONSTRUCT_MSE = "reconstruct_mse"  # images -> "images", floats, and each one's "mse"
+    RECONSTRUCT_ALL = "reconstruct_all"  # images -> "codes" too: all of the above in one pass (the V2 default)
 
     @property
     def takes_codes(self) -> bool:
@@ -71,8 +72,10 @@ def run_pass(model: Autoencoder, device: torch.device, what: Pass, parts: list[n
         out = {"images": _pixels(images) if what.gives_pixels else images}
         if what.takes_codes:
             out[DECODABLE] = decodable
-        if what is Pass.RECONSTRUCT_MSE:
+        if what in (Pass.RECONSTRUCT_MSE, Pass.RECONSTRUCT_ALL):
             out["mse"] = (images - x).square().mean(dim=1)
+        if what is Pass.RECONSTRUCT_ALL:
+            out["codes"] = codes
         return {key: value.cpu().numpy() for key, value in out.items()}
 
 

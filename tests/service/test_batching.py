@@ -107,11 +107,15 @@ async def test_each_kind_of_pass_computes_what_its_response_needs(
         "reconstruct": {"images"},
         "reconstruct_pixels": {"images"},
         "reconstruct_mse": {"images", "mse"},
+        "reconstruct_all": {"codes", "images", "mse"},
     }
     images = out["reconstruct"]["images"]
     np.testing.assert_array_equal(images, out["reconstruct_mse"]["images"])
     np.testing.assert_allclose(out["decode"]["images"], images, atol=1e-6)
     np.testing.assert_allclose(out["reconstruct_mse"]["mse"], ((images - digits[:3]) ** 2).mean(axis=1), rtol=1e-5)
+    for key in ("images", "mse"):
+        np.testing.assert_array_equal(out["reconstruct_all"][key], out["reconstruct_mse"][key])
+    np.testing.assert_array_equal(out["reconstruct_all"]["codes"], codes)
     for kind in ("reconstruct", "decode"):  # the pixel kinds: the same images rounded half to even, clipped, uint8
         expected = np.clip(np.rint(out[kind]["images"] * np.float32(255)), 0, 255).astype(np.uint8)
         assert out[f"{kind}_pixels"]["images"].dtype == np.uint8
