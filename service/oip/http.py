@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.core import ServedModel
-from service.deps import resolve_model
+from service.deps import check_api_key, resolve_model, settings_of
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 from service.lean import LeanRoute, _route_path
 from service.oip.errors import HANDLED, BadRequest, error_response
@@ -86,6 +86,7 @@ def served_model(request: Request) -> ServedModel:
     The version is a path segment: a number, or the aliases `stable` and `latest`; anything else is
     a version the model does not have (404).
     """
+    check_api_key(request, settings_of(request))  # as the REST inference routes' guard does, first
     return resolve_model(request, _query(request.path_params["name"], request.path_params.get("version")))
 
 

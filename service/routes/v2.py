@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from service.budget import offload_of, parse_on_loop
 from service.codecs import json_response, read_body
 from service.deps import catalog_of, check_api_key, settings_of
 from service.errors import NotFound
@@ -25,11 +26,13 @@ from service.oip.mapping import plan, results
 from service.oip.metadata import model_metadata, server_metadata
 from service.oip.parsing import parse_request
 from service.oip.stats import RequestStats
-from service.oip.tensors import HEADER_LENGTH, infer_response
+from service.oip.tensors import HEADER_LENGTH, InferRequest, infer_response
 from service.routes import v2_extensions
 from service.routes.inference import infer
 
-router = APIRouter(route_class=V2Route, tags=["open inference protocol (KServe V2)"])
+# Not in this service's OpenAPI document: the protocol has its own specification (KServe's
+# open_inference_rest.yaml), which clients and platforms of the protocol follow; README says which parts.
+router = APIRouter(route_class=V2Route, include_in_schema=False)
 MODEL = "/v2/models/{name}"
 VERSION = "/v2/models/{name}/versions/{version}"
 
@@ -43,10 +46,16 @@ async def v2_infer(request: Request, query: Params) -> Response:
     stats: RequestStats = request.app.state.v2_stats
     try:
         settings, headers = settings_of(request), request.headers
-        body = await read_body(request, settings.max_body_bytes)
-        if "content-encoding" in headers:
-            body = decompressed(body, headers["content-encoding"], settings.max_body_bytes)
-        parsed = parse_request(body, headers.get(HEADER_LENGTH))
+        binary = HEADER_LENGTH in headers  # else all JSON: held to the JSON limit, as REST's JSON bodies
+        limit = settings.max_body_bytes if binary else min(settings.max_json_bytes, settings.max_body_bytes)
+        setting = "AE_MAX_JSON_BYTES, for JSON bodies" if limit < settings.max_body_bytes else "AE_MAX_BODY_BYTES"
+        body = await read_body(request, limit, setting)
+        encoding = headers.get("content-encoding")
+        if encoding is None and parse_on_loop(body, multipart=False):
+            parsed = parse_request(body, headers.get(HEADER_LENGTH))
+        else:  # a large or compressed body is read in a decode thread: it would hold the event loop
+            unpack = offload_of(request, settings).run(_unpack, body, encoding, limit, headers.get(HEADER_LENGTH))
+            parsed = await unpack
         todo = plan(parsed, served.latent_size, settings.max_images_per_request)
         outputs = results(todo, await infer(request, served, todo.what, todo.rows), served.name)
     except Exception:
@@ -54,6 +63,10 @@ async def v2_infer(request: Request, query: Params) -> Response:
         raise
     stats.record(served, True, started)
     return infer_response(served.name, served.version, parsed.id, outputs)
+
+
+def _unpack(body: bytes, encoding: str | None, limit: int, header_length: str | None) -> InferRequest:
+    return parse_request(decompressed(body, encoding, limit), header_length)
 
 
 @router.get("/v2")

@@ -22,7 +22,7 @@ from service.oip.errors import BadRequest
 from service.oip.http import Params, V2Route, served_model
 from service.oip.metadata import model_config
 
-router = APIRouter(route_class=V2Route, tags=["open inference protocol (KServe V2)"])
+router = APIRouter(route_class=V2Route, include_in_schema=False)  # as routes/v2.py's
 MODEL = "/v2/models/{name}"
 VERSION = "/v2/models/{name}/versions/{version}"
 REQUEST_LIMIT = 64 * 1024  # bytes of a repository request's JSON (tritonclient sends a few)

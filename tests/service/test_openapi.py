@@ -192,6 +192,8 @@ def test_with_a_key_what_stays_open_is_the_deliberate_list(
     app = create_app(configure(api_key=KEY))
     for route in iter_route_contexts(app.routes):
         path = route.path_format or ""
+        if path.startswith("/v2"):  # the Open Inference Protocol checks the key in its handlers: test_v2_errors.py
+            continue
         needs = isinstance(route.original_route, APIRoute) and needs_key(route)
         assert needs != (path in OPEN or path.startswith(OPEN_PREFIXES)), path
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/demo", "/demo/demo.js"):

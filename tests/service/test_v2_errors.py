@@ -171,3 +171,35 @@ async def test_a_full_queue_is_a_503_with_retry_after(configure: Callable[..., S
             _error(refused, 503, "busy", "retry shortly")
             assert refused.headers["retry-after"] == "1"
             assert [r.status_code for r in await asyncio.gather(*waiting)] == [200, 200]
+
+
+def test_json_requests_are_held_to_the_json_limit_and_large_ones_parsed_off_the_loop(
+    configure: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As REST's JSON bodies: AE_MAX_JSON_BYTES, and a body over 64 KiB parsed in a decode thread."""
+    import threading
+
+    import service.routes.v2
+
+    threads: list[str] = []
+    real = service.routes.v2.parse_request
+
+    def spy(body: bytes, header_length: str | None):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return real(body, header_length)
+
+    monkeypatch.setattr(service.routes.v2, "parse_request", spy)
+    images = np.full((40, 784), 0.123456789, np.float32)  # ten characters a value in JSON, four bytes in binary
+    json_body, _ = request([("images", images)])
+    binary_body, binary_headers = request([("images", images)], binary=True)
+    assert len(json_body) > 64 * 1024 and len(binary_body) < len(json_body)
+    with TestClient(create_app(configure(max_json_bytes=len(json_body) - 1))) as client:
+        _error(client.post(INFER, content=json_body), 413, "AE_MAX_JSON_BYTES")
+        assert client.post(INFER, content=binary_body, headers=binary_headers).status_code == 200  # not JSON
+    with TestClient(create_app(configure())) as client:
+        threads.clear()
+        assert client.post(INFER, content=json_body).status_code == 200
+        assert threads and threads[0].startswith("ae-decode")
+        threads.clear()
+        assert client.post(INFER, content=request([("images", ONE)])[0]).status_code == 200
+        assert threads and not threads[0].startswith("ae-decode")  # small: on the loop
