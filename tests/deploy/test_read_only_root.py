@@ -28,16 +28,27 @@ BASE = REPO / "deploy" / "k8s" / "base" / "kustomization.yaml"
 ISOLATE = r"""
 set -eu
 mount --make-rprivate /
+[ -z "$KEEP" ] || mount --bind /tmp /mnt  # the old /tmp, for what of it the service needs (KEEP)
 awk '{print $2}' /proc/self/mounts | sort -u | while read -r point; do
     case "$point" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
     mount -o remount,bind,ro "$point" 2>/dev/null || true
 done
 mount -t tmpfs -o size=64m tmpfs /tmp
+for kept in $KEEP; do  # a checkout (and its .venv) under /tmp stays visible there, read-only
+    mkdir -p "$kept" && mount --bind "/mnt${kept#/tmp}" "$kept" && mount -o remount,bind,ro "$kept"
+done
 if touch /tmp-probe 2>/dev/null || touch "$HOME/probe" 2>/dev/null; then echo "the root is writable" >&2; exit 97; fi
 cd /tmp
 if [ "$(id -u)" = 0 ] && [ "$REAL_UID" = 0 ]; then exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; fi
 exec "$@"
 """
+
+
+def kept_under_tmp() -> list[str]:
+    """The checkout and the Python environment, where they lie under /tmp (a CI clone may): the fresh tmpfs
+    on /tmp would hide them, so the isolation binds them back, read-only."""
+    paths = {REPO.resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent}
+    return sorted(str(path) for path in paths if path.is_relative_to("/tmp"))
 
 
 def pod_settings() -> dict[str, str]:
@@ -52,7 +63,7 @@ def test_the_service_serves_with_only_tmp_writable(tmp_path: Path) -> None:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("AE_")} | settings
     env |= {"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "REAL_UID": str(os.geteuid()),
-            "HOME": "/nonexistent"}  # fmt: skip
+            "HOME": "/nonexistent", "KEEP": " ".join(kept_under_tmp())}  # fmt: skip
     unshare = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
     service = [sys.executable, "-m", "service.cli", "--host", LOOPBACK, "--port", str(port),
                "--store", str(REPO / "checkpoints")]  # fmt: skip
