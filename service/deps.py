@@ -90,5 +90,5 @@ def resolve_model(request: Request, query: ModelQuery) -> ServedModel:
     served = catalog_of(request).resolve(model, query.version)
     state = request.scope.setdefault("state", {})
     state["model"] = served.name  # the metrics label
-    state["answered_by"] = ((b"x-model", served.name.encode()), (b"x-model-version", str(served.version).encode()))
+    state["answered_by"] = served.answered_by  # X-Model and X-Model-Version, added by MetricsMiddleware
     return served

@@ -61,7 +61,6 @@ class Catalog:
         self.grace = grace  # seconds a removed version keeps answering the requests that resolved it
         self.skipped: dict[str, str] = {}  # "name/version" (or another store entry) -> why it is not served
         self.closing = False
-        self.reloads = 0  # refreshes that changed what is served
         self._models: dict[str, Served] = {}
         self._signatures: dict[tuple[str, int], tuple[int, int]] = {}
         self._failed: dict[tuple[str, int], tuple[tuple[int, int], str]] = {}
@@ -109,7 +108,6 @@ class Catalog:
             self._retiring[task] = gone
             task.add_done_callback(self._retiring.pop)
         if changed:
-            self.reloads += 1
             log.info("now serving %s", _describe(models))
             if self.runtime.metrics:
                 self.runtime.metrics.serving({name: len(served.versions) for name, served in models.items()})

@@ -24,6 +24,8 @@ class ServedModel:
     batcher: MicroBatcher  # started: requests for this version queue here
     map_points: np.ndarray  # the test set on the 2-D map, (N, 2)
     map_labels: np.ndarray  # their digits, (N,)
+    # (name, value) header pairs naming this version, for every reply it gives (made once, not per request)
+    answered_by: tuple[tuple[bytes, bytes], ...]
 
     @classmethod
     async def load(cls, store: CheckpointStore, name: str, version: int, runtime: Runtime) -> ServedModel:
@@ -54,7 +56,8 @@ class ServedModel:
         batcher.start()
         latents = checkpoint.latents
         points, labels = latents.to_map(latents.codes).numpy(), latents.labels.numpy()
-        return cls(checkpoint, runtime.device, batcher, points, labels)
+        answered_by = ((b"x-model", name.encode()), (b"x-model-version", str(version).encode()))
+        return cls(checkpoint, runtime.device, batcher, points, labels, answered_by)
 
     @property
     def name(self) -> str:
