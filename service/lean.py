@@ -147,7 +147,7 @@ def with_lean_lane(app: FastAPI, stack: ASGIApp) -> ASGIApp:
     shortcut = ServerErrorMiddleware(shortcut, handler=server_error, debug=app.debug)
 
     async def lane(scope: Scope, receive: Receive, send: Send) -> None:
-        route = lean.get((scope["method"], _route_path(scope))) if scope["type"] == "http" else None
+        route = lean.get((scope["method"], route_path(scope))) if scope["type"] == "http" else None
         if route is None:
             await stack(scope, receive, send)
             return
@@ -158,7 +158,7 @@ def with_lean_lane(app: FastAPI, stack: ASGIApp) -> ASGIApp:
     return lane
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path without the root path a proxy mounts the app under, as the router matches it."""
     path: str = scope["path"]
     root = scope.get("root_path", "")

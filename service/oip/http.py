@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.core import ServedModel
 from service.deps import check_api_key, resolve_model, settings_of
 from service.errors import PayloadTooLarge, UnsupportedMediaType
-from service.lean import LeanRoute, _route_path
+from service.lean import LeanRoute, route_path
 from service.oip.errors import HANDLED, BadRequest, error_response
 from service.schemas import ModelQuery
 
@@ -62,7 +62,7 @@ class InferLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/infer"):
-            path = _route_path(scope)
+            path = route_path(scope)
             for route in self.routes:
                 found = route.path_regex.match(path)
                 if found is not None:  # the parameters are strings: no conversion
