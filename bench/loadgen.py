@@ -100,7 +100,9 @@ def run_wrk(port: int, request: Request, connections: int, seconds: int, max_req
 
 async def _run_httpx(port: int, request: Request, connections: int, seconds: float, max_requests: int) -> LoadResult:
     url = _check_loopback(port) + request.path
-    headers = {"content-type": request.content_type} | ({"accept": request.accept} if request.accept else {})
+    # identity, as wrk sends: a server that compresses replies (LitServe does, over 1 kB) must not be measured so
+    headers = {"content-type": request.content_type, "accept-encoding": "identity"}
+    headers |= {"accept": request.accept} if request.accept else {}
     headers |= dict(request.headers)
     latencies: list[float] = []
     errors = 0

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # live servers, browsers, benchmark or long training runs: make test-fast skips them
@@ -51,3 +52,32 @@ def test_bench_smoke_mode_prints_and_writes_tables(script: str, tables: list[str
     assert "| --- |" in markdown and "Machine:" in markdown
     payload = json.loads((tmp_path / f"{script}.json").read_text())
     assert payload["tables"] and all(table["rows"] for table in payload["tables"])
+
+
+def test_peer_frameworks_smoke_mode_builds_a_venv_and_compares(data_root: Path, tmp_path: Path) -> None:
+    """bench/peers.py's smoke mode end to end: LitServe's own virtual environment (created on first use, torch
+    from pip's cache), the same reconstructions as the model in-process, a table with both servers."""
+    env = os.environ | {"AE_DATA_DIR": str(data_root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peers", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    payload = json.loads((tmp_path / "peers.json").read_text())
+    cells = payload["data"]["cells"]
+    measured = {(cell["framework"], cell["form"]) for cell in cells if cell["results"][0]["requests"]}
+    assert {("service", "REST JSON"), ("service", "REST raw"), ("litserve", "REST JSON")} <= measured
+    assert all(diff <= 1e-5 for name, diff in payload["data"]["diffs"].items() if "JSON" in name)
+    assert "| LitServe | litserve 0.2.19 |" in (tmp_path / "peers.md").read_text()
+
+
+def test_a_peer_that_differs_from_the_model_is_refused() -> None:
+    """The check before measuring: a reconstruction off by more than the tolerance stops the run."""
+    from bench import peers
+
+    expected = np.random.default_rng(0).random((4, 784), dtype=np.float32)
+    assert peers.within_tolerance("REST JSON", peers.difference("REST JSON", expected + 5e-6, expected))
+    assert not peers.within_tolerance("REST JSON", peers.difference("REST JSON", expected + 5e-5, expected))
+    levels = np.round(expected * 255).astype(np.uint8)
+    assert peers.within_tolerance("REST raw", peers.difference("REST raw", levels, expected))
+    assert not peers.within_tolerance("REST raw", peers.difference("REST raw", levels // 2, expected))
