@@ -106,7 +106,13 @@ def cells(args: argparse.Namespace) -> list[Cell]:
         return [Cell("json", 1, 4), Cell("binary", 1, 4)]
     many = args.many_concurrency
     json = [Cell("json", 1, c) for c in args.concurrency]
-    return [*json, Cell("json", args.many, many), Cell("binary", 1, many), Cell("binary", args.many, many)]
+    return [*json, Cell("json", args.many, many), Cell("binary", 1, args.binary_concurrency),
+            Cell("binary", args.many, many)]  # fmt: skip
+
+
+def seconds(cell: Cell, args: argparse.Namespace) -> int:
+    """Long enough that the requests cut off in flight at the end (wrk counts only those answered) stay few."""
+    return args.seconds if cell.images == 1 else args.many_seconds
 
 
 # --------------------------------------------------------------------------- environments
@@ -315,7 +321,7 @@ def measure(args: argparse.Namespace, pixels: np.ndarray, log_dir: Path) -> dict
                         request = request_for(framework, form, pixels[: cell.images])
                         check_count(server, form, request)
                         before = server.cpu_seconds()
-                        result = run_load(args.client, server.port, request, cell.concurrency, args.seconds,
+                        result = run_load(args.client, server.port, request, cell.concurrency, seconds(cell, args),
                                           args.max_requests)  # fmt: skip
                         result.server_cpu_s = server.cpu_seconds() - before
                         samples.setdefault((key, form, cell), []).append(result)
@@ -358,7 +364,10 @@ def _cpu_per_request(result: LoadResult) -> float:
 
 def tables(result: dict[str, Any], args: argparse.Namespace) -> list[Table]:
     samples: Samples = result["samples"]
-    title = f"(median of {args.repeats} rounds, {args.seconds} s each, {args.client}; one server at a time)"
+    title = (
+        f"(median of {args.repeats} rounds, {args.seconds} s a cell, {args.many_seconds} s with {args.many} images; "
+        f"{args.client}; one server at a time)"
+    )
     table = Table(
         f"Reconstructing MNIST digits: this service and the frameworks, side by side {title}",
         ["body", "images/request", "conns", "server", "form", "req/s", "images/s", "p50 ms", "p99 ms", "errors",
@@ -429,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.smoke else 3)
     args.seconds = args.seconds or (1 if args.smoke else 5)
+    args.many_seconds = args.many_seconds or 2 * args.seconds
     args.warmup_seconds = (0 if args.smoke else 2) if args.warmup_seconds is None else args.warmup_seconds
     args.frameworks = args.frameworks or (["service", "litserve"] if args.smoke else list(FRAMEWORKS))
     if "service" not in args.frameworks:

@@ -16,7 +16,9 @@ runs it. As MLServer's documentation advises:
   pool of that many worker processes fed over multiprocessing queues, 0 keeps inference in the main process. The
   guide notes the IPC overhead is "particularly noticeable for lightweight inference methods" and offers 0 for them:
   this model's forward pass is well under a millisecond, so 0 is the default here (one process, one model instance);
-  --parallel-workers 1 gives MLServer's default layout (main process + one spawned worker that holds the model);
+  --parallel-workers 1 gives MLServer's default layout (main process + one spawned worker that holds the model, plus
+  multiprocessing's resource tracker; it needs uvloop<0.22, pinned in requirements/mlserver.txt: with 0.22+ the
+  worker dies at start on asyncio.get_event_loop() in mlserver/parallel/worker.py);
 - no Prometheus metrics server or middleware (metrics_endpoint null), no access logs (debug false), logs at
   WARNING, no GZip middleware (it would compress multi-megabyte JSON replies for any client that accepts gzip, which
   httpx does by default; the other peers do not compress). gRPC cannot be turned off: it listens on a free port.
