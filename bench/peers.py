@@ -429,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=200_000, help="requests per cell and server, at most")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="single-image JSON connections")
     parser.add_argument("--many", type=int, default=256, help="images per request of the many-image cells")
-    parser.add_argument(
-        "--many-concurrency", type=int, default=16, help="connections of the binary and many-image cells"
-    )
+    parser.add_argument("--many-concurrency", type=int, default=4, help="connections of the many-image cells")
+    parser.add_argument("--many-seconds", type=int, help="seconds per many-image cell and server (default 10)")
+    parser.add_argument("--binary-concurrency", type=int, default=16, help="connections of the 1-image binary cell")
     parser.add_argument("--max-batch-size", type=int, default=64, help="requests per batch (x16 images where counted)")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="the frameworks' batching window")
     parser.add_argument("--log-level", default="warning", help="the service's AE_LOG_LEVEL")
