@@ -396,7 +396,7 @@ def tables(result: dict[str, Any], args: argparse.Namespace) -> list[Table]:
                           fmt(median(r.p99_ms for r in rs), 1), sum(r.errors for r in rs),
                           fmt(median(cpu)), fmt(x_rps, 2), fmt(x_cpu, 2))  # fmt: skip
                 if key != "service" and ours:
-                    ratios.setdefault(key, []).append(f"{fmt(_paired([r.rps for r in ours], rps), 1)}x ({form})")
+                    ratios.setdefault(key, []).append(f"{fmt(_paired([r.rps for r in ours], rps), 2)}x ({form})")
         label = f"{cell.body}, {cell.images} image{'s' if cell.images > 1 else ''}, {cell.concurrency} conns"
         summary.add(label, *("; ".join(ratios.get(key, [])) or "-" for key in peers))
     about = Table(
