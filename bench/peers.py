@@ -83,7 +83,8 @@ FRAMEWORKS = {
                   "bench.peer_servers.ray_app"),
         Framework("bentoml", "BentoML", "/readyz", {"REST JSON": "/reconstruct", "REST raw": "/reconstruct-raw"},
                   "bench.peer_servers.bentoml_app"),
-        Framework("mlserver", "MLServer", f"/v2/models/{serving.MODEL}/ready", {"V2 JSON": INFER}, "bench.peer_servers.mlserver_app"),
+        Framework("mlserver", "MLServer", f"/v2/models/{serving.MODEL}/ready", {"V2 JSON": INFER},
+                  "bench.peer_servers.mlserver_app"),
     )
 }  # fmt: skip
 PEERS = [key for key in FRAMEWORKS if key != "service"]

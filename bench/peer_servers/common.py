@@ -12,6 +12,7 @@ Every peer answers the same requests as the service (bench/peers.py sends the sa
 from __future__ import annotations
 
 import argparse
+import socket
 
 import numpy as np
 import torch
@@ -32,6 +33,13 @@ def parser(description: str | None) -> argparse.ArgumentParser:
                    "images) one forward pass may take")  # fmt: skip
     p.add_argument("--max-delay-ms", type=float, default=2.0, help="how long a batch waits for more requests")
     return p
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on `host` now, for a framework's side servers (gRPC, metrics) that cannot be turned off."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 def load_model(store: str, name: str) -> Autoencoder:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import tempfile
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from mlserver.logging import configure_logger
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import install_uvloop_event_loop
 
-from bench.peer_servers.common import PIXELS, Reconstructor, load_model, parser
+from bench.peer_servers.common import PIXELS, Reconstructor, free_port, load_model, parser
 
 INPUT = "images"
 QUIET = ["mlserver", "uvicorn", "uvicorn.error", "uvicorn.access", "grpc"]
@@ -77,12 +76,6 @@ class AutoencoderRuntime(MLModel):
             model_version=self.version,
             outputs=[NumpyCodec.encode_output("reconstructions", reconstructions), mse_output],
         )
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def write_settings(folder: Path, args: argparse.Namespace, parallel_workers: int) -> None:

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from bench.peer_servers.common import PIXELS, Reconstructor, load_model, parser, quantise, split
+from bench.peer_servers.common import PIXELS, Reconstructor, free_port, load_model, parser, quantise, split
 
 REPO = Path(__file__).resolve().parents[2]
 # Read when Ray and Serve are imported in each process, so set before ray.init (its processes inherit them).
@@ -82,12 +81,6 @@ class Autoencoder:
             return PlainTextResponse(f"images must be N x {PIXELS}", status_code=400)
         out, mse = await self.batched(images)
         return JSONResponse({"reconstructions": out.tolist(), "mse": mse.tolist()})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def haproxy_environment() -> dict[str, str]:
