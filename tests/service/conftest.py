@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from liveserver import TEST_DEVICE
 
 from models import CheckpointStore, get_config
 from service.app import create_app
@@ -38,7 +39,7 @@ def configure(store_root: Path) -> Callable[..., Settings]:
 
     def make(**changes: Any) -> Settings:
         # torch_threads=0: leave the test process's thread count alone (one test checks the setting)
-        values = {"store": store_root, "default_model": "mlp2-p2", "device": "cpu", "torch_threads": 0, **changes}
+        values = {"store": store_root, "default_model": "mlp2-p2", "device": TEST_DEVICE, "torch_threads": 0, **changes}
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return make

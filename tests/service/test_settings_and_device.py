@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from liveserver import TEST_DEVICE
 
 from service.app import create_app
 from service.core import LARGE_PASS, on_torch_threads
@@ -142,3 +143,8 @@ def test_what_is_loaded_is_frozen_out_of_the_garbage_collectors_sight(configure:
         assert client.get("/readyz").status_code == 200
         assert gc.get_freeze_count() > 0  # full collections under load no longer walk the models and torch
     gc.unfreeze()
+
+
+def test_the_service_tests_serve_on_the_test_device(client: TestClient) -> None:
+    """AE_TEST_DEVICE=cuda (scripts/cuda-check.sh) runs the service's tests on the GPU; by default the CPU."""
+    assert {served.device.type for served in client.app.state.catalog} == {TEST_DEVICE}  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +15,13 @@ import pytest
 
 from bench.launch import LOOPBACK, Server, ServerFailed, environment, free_port, service_command, spawn
 
-__all__ = ["LOOPBACK", "REPO", "STOP_DEADLINE", "LiveServer", "live_server"]
+__all__ = ["LOOPBACK", "REPO", "STOP_DEADLINE", "TEST_DEVICE", "LiveServer", "live_server"]
 
 REPO = Path(__file__).resolve().parents[2]
 START_DEADLINE = 90.0  # seconds for a server to answer /readyz 200 on a busy machine
 STOP_DEADLINE = 20.0
+# The service's device in its tests: the CPU, unless AE_TEST_DEVICE says otherwise (scripts/cuda-check.sh: cuda)
+TEST_DEVICE = os.environ.get("AE_TEST_DEVICE", "cpu")
 
 
 @dataclass
@@ -35,7 +38,7 @@ def live_server(workdir: Path, store: Path, **settings: object) -> Iterator[Live
     """`python -m service.cli` on a free loopback port, ready (/readyz 200) when this yields."""
     workdir.mkdir(parents=True, exist_ok=True)
     # no drain period unless a test asks for one: stop() (SIGTERM) stops at once
-    settings = {"device": "cpu", "drain_seconds": 0, **settings}
+    settings = {"device": TEST_DEVICE, "drain_seconds": 0, **settings}
     env = environment({f"AE_{key.upper()}": str(value) for key, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     log_path = workdir / "server.log"
