@@ -9,6 +9,10 @@
 # run scripts/cuda-carry.sh first where pip works and carry .whl and .gpu-data: the wheels are put
 # on PYTHONPATH and the MNIST files unpacked here. Each step runs even if one before it failed;
 # $OUT/steps.txt says how each ended and how long it took (the GPU time is scarce: size by it).
+#
+# On the lent machine (its files come back from $OUT, at most 8): after scripts/cuda-carry.sh here,
+#   run(command="OUT=/tmp/cuda scripts/cuda-check.sh; tar czf $OUT/cuda.tgz -C /tmp cuda",
+#       carry=[".whl", ".gpu-data"], timeout_s=600)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +23,12 @@ PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 AE_TEST_DEVICE=$DEVICE
 
-if [ -d .whl ]; then  # carried wheels: what the machine's own Python lacks
+if ! "$PYTHON" -c "import fastapi" 2>/dev/null && [ -d .whl ]; then  # carried wheels: what the machine's Python lacks
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/ae-site .whl/*.whl \
     || exit 1
   export PYTHONPATH=/tmp/ae-site:$PWD
 fi
-if [ -d .gpu-data/MNIST ]; then  # carried MNIST, gzipped
+if [ -z "${AE_DATA_DIR:-}" ] && [ -d .gpu-data/MNIST ]; then  # carried MNIST, gzipped
   mkdir -p /tmp/ae-data/MNIST/raw
   for archive in .gpu-data/MNIST/raw/*.gz; do
     gunzip -c "$archive" > "/tmp/ae-data/MNIST/raw/$(basename "$archive" .gz)"
