@@ -67,10 +67,10 @@ if [ -n "$QUICK" ]; then
     --endpoints reconstruct --bodies raw json --concurrency 64 --many-concurrency 16 --repeats 1 --seconds 2 --out "$OUT"
   step training "$PYTHON" -m bench.train_speed --device "$DEVICE" --configs mlp2-p16 --out "$OUT"
 else
-  step inference "$PYTHON" -m bench.inference --device "$DEVICE" --repeats 3 --out "$OUT"
+  step inference "$PYTHON" -m bench.inference --device "$DEVICE" --repeats 2 --out "$OUT"
   # batching on (2 ms) and off, one and two forward workers; the naive server and the echo ceiling beside them
   step serving "$PYTHON" -m bench.serving --device "$DEVICE" --servers default on off 1w naive ceiling \
-    --endpoints reconstruct --bodies raw json --concurrency 1 16 64 --many-concurrency 16 --repeats 2 --seconds 3 \
+    --endpoints reconstruct --bodies raw json --concurrency 1 16 64 --many-concurrency 16 --repeats 2 --seconds 2 \
     --out "$OUT"
   # seconds per epoch on the GPU; time to the reference's test MSE from the shipped runs' histories
   step training "$PYTHON" -m bench.train_speed --device "$DEVICE" --out "$OUT"
