@@ -6,16 +6,19 @@ before decoding) and the request refused, naming the image, when one image or al
 decode to more than the settings allow. Then work that would hold the event loop for more than
 about half a millisecond (parsing a body over INLINE_BYTES; decoding more than INLINE_IMAGES
 images or INLINE_PIXELS pixels) runs in the app's decode threads: a pool of its own, not the
-forward passes' workers, so a storm of uploads queues there and never delays a forward pass.
-Smaller work stays on the loop, where a thread hop would cost more than it saves. The figures
-behind the thresholds: BENCHMARKS.md, "No request holds the event loop".
+forward passes' workers, so a storm of uploads queues there and never delays a forward pass; past
+AE_DECODE_QUEUE such works in flight, more are refused (503, Retry-After) rather than queued
+without end, each holding its body. Smaller work stays on the loop, where a thread hop would cost
+more than it saves. The figures behind the thresholds: BENCHMARKS.md, "No request holds the event
+loop".
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,7 +26,7 @@ import numpy as np
 from PIL import Image
 from starlette.requests import Request
 
-from service.errors import BadInput, PayloadTooLarge, ServiceError
+from service.errors import BadInput, Busy, PayloadTooLarge, ServiceError
 from service.imaging import ImageDecodeError, decode_image, open_image
 from service.settings import Settings
 
@@ -45,13 +48,32 @@ def parse_on_loop(body: bytes, multipart: bool) -> bool:
 
 
 class Offload:
-    """The threads that decode images and parse large bodies; at most `threads` run at once."""
+    """The threads that decode images and parse large bodies; at most `threads` run at once, and at most
+    `limit` works are running or waiting for a thread: more are refused."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, limit: int) -> None:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ae-decode")
+        self.limit = limit
+        self._in_flight = 0  # submitted and not yet finished (or cancelled before it started)
+        self._lock = threading.Lock()  # the count drops in whichever thread the work ends
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, _freeing, work, *args)
+        with self._lock:
+            if self._in_flight >= self.limit:
+                raise Busy(f"{self._in_flight} uploads are being decoded or wait for it, the most the service "
+                           f"queues (AE_DECODE_QUEUE); retry shortly", headers={"Retry-After": "1"})  # fmt: skip
+            self._in_flight += 1
+        submitted = self._executor.submit(_freeing, work, *args)
+        submitted.add_done_callback(self._finished)  # also when the client leaves: the work may still be running
+        return await asyncio.wrap_future(submitted)
+
+    def _finished(self, _future: Future[T]) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
 
 def _freeing(work: Callable[..., T], *args: object) -> T:
@@ -73,7 +95,7 @@ def offload_of(request: Request, settings: Settings) -> Offload:
     state = request.app.state
     offload: Offload | None = getattr(state, "decode_threads", None)
     if offload is None:
-        offload = state.decode_threads = Offload(settings.decode_threads)
+        offload = state.decode_threads = Offload(settings.decode_threads, settings.decode_queue)
     return offload
 
 

@@ -61,6 +61,12 @@ class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
 
+class Busy(ServiceError):
+    """More work than the service queues: worth retrying shortly (with Retry-After), as a full model queue."""
+
+    status, code = 503, "overloaded"
+
+
 class ClientGone(ServiceError):
     """The client hung up; nobody reads the answer, but logs and metrics should not call it a 5xx."""
 

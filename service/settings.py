@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # passes' so that a storm of uploads cannot delay those; each holds one image's memory at a time.
     # One: each more thread is one more contender for the GIL, which the event loop needs.
     decode_threads: int = Field(default=1, ge=1)
+    # Large parses and decodes running in those threads or waiting for one, at most; more are a 503
+    # with Retry-After. Each waiting one holds its body: 64 in-budget PNG uploads of 2000x2000 are
+    # about a second of decoding, and a flood of them cannot grow memory or waits without end.
+    decode_queue: int = Field(default=64, ge=1)
     # A JSON body's limit. orjson turns it into Python objects holding the GIL, about 5 ms per MB
     # in one call, and the event loop waits for the GIL meanwhile, even with the parse in a decode
     # thread: 8 MiB (about 1,200 images) keeps that under ~50 ms. Raw bytes are not parsed.

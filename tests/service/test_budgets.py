@@ -22,7 +22,7 @@ import service.codecs
 from bench.hostile import multipart, square_png, strip_png
 from service.app import create_app
 from service.budget import INLINE_BYTES, INLINE_IMAGES, INLINE_PIXELS, MAX_SIDE, Offload, parse_on_loop
-from service.errors import BadInput
+from service.errors import BadInput, Busy
 from service.settings import Settings
 
 RAW = {"content-type": "application/octet-stream"}
@@ -220,6 +220,72 @@ async def test_an_error_from_a_decode_thread_leaves_its_frames_and_data_there() 
         raise BadInput(f"{len(parsed)} values", index=0)
 
     with pytest.raises(BadInput, match="1000 values") as caught:
-        await Offload(1).run(work, 1000)
+        await Offload(1, 1).run(work, 1000)
     frames = [frame.f_code.co_name for frame, _ in traceback.walk_tb(caught.value.__traceback__)]
     assert "work" not in frames and caught.value.__context__ is None
+
+
+@pytest.mark.anyio
+async def test_decode_work_past_the_queue_limit_is_refused_and_what_was_queued_still_finishes() -> None:
+    release = threading.Event()
+    offload = Offload(1, 2)
+
+    def held(value: int) -> int:
+        release.wait(30)
+        return value
+
+    running = asyncio.ensure_future(offload.run(held, 1))
+    waiting = asyncio.ensure_future(offload.run(held, 2))
+    await asyncio.sleep(0.05)
+    with pytest.raises(Busy, match="AE_DECODE_QUEUE") as refused:
+        await offload.run(held, 3)
+    assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "1"}
+    release.set()
+    assert (await running, await waiting) == (1, 2)
+    await asyncio.sleep(0.05)  # the count drops in the worker thread's done callback
+    assert offload.in_flight == 0 and await offload.run(held, 4) == 4
+
+
+@pytest.mark.anyio
+async def test_a_queued_decode_whose_client_left_frees_its_place() -> None:
+    release = threading.Event()
+    offload = Offload(1, 2)
+    running = asyncio.ensure_future(offload.run(release.wait, 30))
+    waiting = asyncio.ensure_future(offload.run(release.wait, 30))
+    await asyncio.sleep(0.05)
+    assert offload.in_flight == 2
+    waiting.cancel()  # not started yet: it never runs, and its place is free at once
+    await asyncio.sleep(0.05)
+    assert offload.in_flight == 1
+    release.set()
+    assert await running is True
+
+
+@pytest.mark.anyio
+async def test_an_upload_past_the_decode_queue_is_a_503_and_other_requests_are_served(
+    configure: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, started = threading.Event(), threading.Event()
+    real = service.budget.decode_image
+
+    def stuck(image: Image.Image) -> np.ndarray:
+        started.set()
+        release.wait(30)
+        return real(image)
+
+    monkeypatch.setattr(service.budget, "decode_image", stuck)
+    png = {"content-type": "image/png"}
+    async with serve(configure(decode_threads=1, decode_queue=1)) as (client, _app):
+        first = asyncio.ensure_future(client.post("/encode", content=square_png(400), headers=png))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        try:
+            second = await asyncio.wait_for(client.post("/encode", content=square_png(400), headers=png), 10)
+            error = _error(second, 503, "overloaded", "AE_DECODE_QUEUE")
+            assert second.headers["retry-after"] == "1" and "retry shortly" in error["message"]
+            raw = await asyncio.wait_for(client.post("/encode", content=bytes(784 * 300), headers=RAW), 10)
+            assert raw.status_code == 200
+        finally:
+            release.set()
+        assert (await first).status_code == 200
+        assert (await client.post("/encode", content=square_png(400), headers=png)).status_code == 200
