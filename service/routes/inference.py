@@ -70,7 +70,9 @@ async def infer(request: Request, served: ServedModel, what: Pass, inputs: np.nd
 
     Only a request still waiting after WATCH_AFTER seconds gets a task that watches for the
     client hanging up: most are answered sooner, and a task each would cost them all
-    (BENCHMARKS.md, serving, step 11). A full queue raises the core's Overloaded (a 503).
+    (BENCHMARKS.md, serving, step 11). A full queue raises the core's Overloaded (a 503); latents
+    whose image overflowed, UndecodableLatents (a 422): checked here, on the way out of every
+    decoding pass, REST's and the Open Inference Protocol's, so that only the request that sent them fails.
     """
     work = served.submit(what, inputs)
     watchers: list[asyncio.Task[None]] = []
@@ -78,7 +80,7 @@ async def infer(request: Request, served: ServedModel, what: Pass, inputs: np.nd
         WATCH_AFTER, lambda: watchers.append(asyncio.ensure_future(_cancel_on_hang_up(request.receive, work)))
     )
     try:
-        return await work
+        outputs = await work
     except asyncio.CancelledError:
         if any(w.done() and not w.cancelled() for w in watchers):  # the client left, not a shutdown
             raise ClientGone("client disconnected while its request was queued") from None
@@ -87,6 +89,7 @@ async def infer(request: Request, served: ServedModel, what: Pass, inputs: np.nd
         timer.cancel()
         for watcher in watchers:
             watcher.cancel()
+    return check_decodable(outputs, served.name) if what.takes_codes else outputs
 
 
 def replies(query: type[ModelQuery], statuses: tuple[int, ...], **outputs: str) -> dict[int | str, dict[str, Any]]:
@@ -124,7 +127,7 @@ async def decode(request: Request, query: Params) -> Response:
     fmt = output_format(request, query.format, query.formats)
     latents = await read_latents(request, settings_of(request), served.latent_size)
     decoded = await infer(request, served, Pass.DECODE_PIXELS if fmt == "raw" else Pass.DECODE, latents)
-    images = check_decodable(decoded, served.name)["images"]
+    images = decoded["images"]
     if fmt == "png":
         return png_response(await asyncio.to_thread(grid_png, images))
     if fmt == "raw":

@@ -57,7 +57,7 @@ async def v2_infer(request: Request, query: Params) -> Response:
             unpack = offload_of(request, settings).run(_unpack, body, encoding, limit, headers.get(HEADER_LENGTH))
             parsed = await unpack
         todo = plan(parsed, served.latent_size, settings.max_images_per_request)
-        outputs = results(todo, await infer(request, served, todo.what, todo.rows), served.name)
+        outputs = results(todo, await infer(request, served, todo.what, todo.rows))
     except Exception:
         stats.record(served, False, started)
         raise
