@@ -171,19 +171,27 @@ def test_small_work_stays_on_the_event_loop_and_larger_work_goes_to_the_decode_t
     assert threads_seen == where
 
 
-@pytest.mark.anyio
-async def test_busy_decode_threads_delay_no_forward_pass_and_no_small_request(
-    configure: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def held_decoding(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Image decoding that signals it started, then waits for the release (set on the way out too)."""
     release, started = threading.Event(), threading.Event()
     real = service.budget.decode_image
 
-    def stuck(image: Image.Image) -> np.ndarray:
+    def held(image: Image.Image) -> np.ndarray:
         started.set()
         release.wait(30)
         return real(image)
 
-    monkeypatch.setattr(service.budget, "decode_image", stuck)
+    monkeypatch.setattr(service.budget, "decode_image", held)
+    yield started, release
+    release.set()
+
+
+@pytest.mark.anyio
+async def test_busy_decode_threads_delay_no_forward_pass_and_no_small_request(
+    configure: Callable[..., Settings], held_decoding: tuple[threading.Event, threading.Event]
+) -> None:
+    started, release = held_decoding
     png, json_body = {"content-type": "image/png"}, orjson.dumps({"images": [[0.5] * 784]})
     async with serve(configure(decode_threads=1)) as (client, _app):
         large = asyncio.ensure_future(client.post("/encode", content=square_png(400), headers=png))
@@ -263,17 +271,9 @@ async def test_a_queued_decode_whose_client_left_frees_its_place() -> None:
 
 @pytest.mark.anyio
 async def test_an_upload_past_the_decode_queue_is_a_503_and_other_requests_are_served(
-    configure: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+    configure: Callable[..., Settings], held_decoding: tuple[threading.Event, threading.Event]
 ) -> None:
-    release, started = threading.Event(), threading.Event()
-    real = service.budget.decode_image
-
-    def stuck(image: Image.Image) -> np.ndarray:
-        started.set()
-        release.wait(30)
-        return real(image)
-
-    monkeypatch.setattr(service.budget, "decode_image", stuck)
+    started, release = held_decoding
     png = {"content-type": "image/png"}
     async with serve(configure(decode_threads=1, decode_queue=1)) as (client, _app):
         first = asyncio.ensure_future(client.post("/encode", content=square_png(400), headers=png))
