@@ -54,26 +54,22 @@ class Offload:
     def __init__(self, threads: int, limit: int) -> None:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ae-decode")
         self.limit = limit
-        self._in_flight = 0  # submitted and not yet finished (or cancelled before it started)
+        self.in_flight = 0  # submitted and not yet finished (or cancelled before it started)
         self._lock = threading.Lock()  # the count drops in whichever thread the work ends
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         with self._lock:
-            if self._in_flight >= self.limit:
-                raise Busy(f"{self._in_flight} uploads are being decoded or wait for it, the most the service "
-                           f"queues (AE_DECODE_QUEUE); retry shortly", headers={"Retry-After": "1"})  # fmt: skip
-            self._in_flight += 1
+            if self.in_flight >= self.limit:
+                raise Busy(f"{self.in_flight} uploads are being decoded or wait for it, the most the service "
+                           f"queues (AE_DECODE_QUEUE); retry shortly")  # fmt: skip
+            self.in_flight += 1
         submitted = self._executor.submit(_freeing, work, *args)
         submitted.add_done_callback(self._finished)  # also when the client leaves: the work may still be running
         return await asyncio.wrap_future(submitted)
 
     def _finished(self, _future: Future[T]) -> None:
         with self._lock:
-            self._in_flight -= 1
+            self.in_flight -= 1
 
 
 def _freeing(work: Callable[..., T], *args: object) -> T:

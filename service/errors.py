@@ -61,10 +61,16 @@ class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
 
+RETRY_AFTER = {"Retry-After": "1"}  # seconds: what an overloaded reply tells the client to wait
+
+
 class Busy(ServiceError):
     """More work than the service queues: worth retrying shortly (with Retry-After), as a full model queue."""
 
     status, code = 503, "overloaded"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=dict(RETRY_AFTER))
 
 
 class ClientGone(ServiceError):
@@ -78,7 +84,7 @@ CORE_ERRORS: dict[type[CoreError], tuple[int, str, dict[str, str]]] = {
     InvalidModelName: (422, "invalid_input", {}),
     UnknownModel: (404, "not_found", {}),
     UnknownVersion: (404, "not_found", {}),
-    Overloaded: (503, "overloaded", {"Retry-After": "1"}),
+    Overloaded: (503, Busy.code, RETRY_AFTER),
     UndecodableLatents: (422, "invalid_input", {}),
 }
 
