@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import REPO
 
 LOOPBACK = "127.0.0.1"
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 
 
 class ServerFailed(RuntimeError):
@@ -72,7 +72,7 @@ class Server:
 
 def _status(url: str) -> int:
     try:
-        with _DIRECT.open(url, timeout=5) as response:
+        with DIRECT.open(url, timeout=5) as response:
             status: int = response.status
             return status
     except urllib.error.HTTPError as e:

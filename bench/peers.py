@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +43,11 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
-import torch
 
 from bench import launch, serving, v2
 from bench.common import REPO, Table, base_parser, code_state, default_data_dir, emit, fmt, machine, median, report
-from bench.loadgen import LoadResult, Request, default_client, run_load
-from models import CheckpointStore
+from bench.loadgen import LoadResult, Request, default_client, post_once, run_load
+from bench.peer_servers.common import Reconstructor, load_model
 
 PEER_DIR = REPO / "bench" / "peer_servers"
 VENVS_ENV = "AE_PEER_VENVS"
@@ -240,12 +238,10 @@ def request_for(framework: Framework, form: str, pixels: np.ndarray) -> Request:
 
 
 def _post(url: str, request: Request) -> tuple[bytes, int | None]:
-    headers = {"Content-Type": request.content_type, **dict(request.headers)}
-    headers |= {"Accept": request.accept} if request.accept else {}
-    http = urllib.request.Request(url + request.path, data=request.body, method="POST", headers=headers)
-    with urllib.request.urlopen(http, timeout=60) as response:
-        length = response.headers.get("Inference-Header-Content-Length")
-        return response.read(), int(length) if length else None
+    """The reply's body, and the length of its JSON header where it has one (the V2 binary extension)."""
+    body, headers = post_once(url, request)
+    length = headers.get("Inference-Header-Content-Length")
+    return body, int(length) if length else None
 
 
 def reconstructions(form: str, body: bytes, header_length: int | None, images: int) -> np.ndarray:
@@ -293,11 +289,8 @@ Samples = dict[tuple[str, str, Cell], list[LoadResult]]  # (framework, form, cel
 
 
 def in_process_reconstructions(store: Path, pixels: np.ndarray) -> np.ndarray:
-    checkpoints = CheckpointStore(store)
-    version = checkpoints.stable(serving.MODEL)
-    checkpoint = checkpoints.load(serving.MODEL, version) if version else checkpoints.load_latest(serving.MODEL)
-    with torch.inference_mode():
-        return checkpoint.model.eval()(torch.from_numpy(pixels.astype(np.float32) / 255)).numpy()
+    """What every server should answer: the version the peers load, run here through the same forward pass."""
+    return Reconstructor(load_model(str(store), serving.MODEL))(pixels.astype(np.float32) / 255)[0]
 
 
 def measure(args: argparse.Namespace, pixels: np.ndarray, log_dir: Path) -> dict[str, Any]:
@@ -307,7 +300,7 @@ def measure(args: argparse.Namespace, pixels: np.ndarray, log_dir: Path) -> dict
     samples: Samples = {}
     diffs: dict[tuple[str, str], float] = {}
     started: dict[str, list[float]] = {}
-    unclean: list[str] = []
+    killed: dict[str, list[int]] = {}  # framework -> the rounds whose stop needed SIGKILL
     order = list(args.frameworks)
     for repeat in range(args.repeats):
         for key in order[repeat % len(order) :] + order[: repeat % len(order)]:  # rotate: no fixed position
@@ -330,17 +323,18 @@ def measure(args: argparse.Namespace, pixels: np.ndarray, log_dir: Path) -> dict
                              f"c={cell.concurrency:<3} {result.rps:9.0f} req/s p99 {result.p99_ms:7.1f} ms "
                              f"errors {result.errors}")  # fmt: skip
             if not server.stopped_cleanly:
-                unclean.append(f"{framework.label} (round {repeat + 1})")
-    return {"samples": samples, "diffs": diffs, "started": started, "unclean": unclean, "grid": grid,
+                killed.setdefault(key, []).append(repeat + 1)
+    return {"samples": samples, "diffs": diffs, "started": started, "killed": killed, "grid": grid,
             "versions": {key: framework_version(key, pythons[key]) for key in args.frameworks}}  # fmt: skip
 
 
 def warm_up(server: Server, pixels: np.ndarray, args: argparse.Namespace) -> None:
     """Load every form a while, unmeasured: lazy set-up (first batches, allocators, caches) is not measured."""
+    if not args.warmup_seconds:
+        return
     for form in server.framework.routes:
-        if args.warmup_seconds:
-            request = request_for(server.framework, form, pixels[:1])
-            run_load(args.client, server.port, request, 16, args.warmup_seconds, args.max_requests)
+        request = request_for(server.framework, form, pixels[:1])
+        run_load(args.client, server.port, request, 16, args.warmup_seconds, args.max_requests)
 
 
 def check_count(server: Server, form: str, request: Request) -> None:
@@ -410,10 +404,10 @@ def tables(result: dict[str, Any], args: argparse.Namespace) -> list[Table]:
     for key in args.frameworks:
         framework = FRAMEWORKS[key]
         diffs = ", ".join(f"{form} {result['diffs'][key, form]:.1e}" for form in framework.routes)
-        killed = [u for u in result["unclean"] if u.startswith(framework.label)]
+        killed = result["killed"].get(key)
         about.add(framework.label, result["versions"][key], ", ".join(framework.routes),
                   fmt(median(result["started"][key]), 1), diffs,
-                  "killed in " + ", ".join(killed) if killed else "cleanly")  # fmt: skip
+                  f"killed in round(s) {', '.join(map(str, killed))}" if killed else "cleanly")  # fmt: skip
     return [summary, table, about]
 
 

@@ -31,7 +31,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from PIL import Image
 from bench import launch
 from bench.common import REPO, Table, base_parser, default_data_dir, emit, fmt, machine, median, report
 from bench.inference import DEFAULT_THREADS, forward_call, images_per_second, served_models, test_images
-from bench.loadgen import LoadResult, Request, default_client, run_load
+from bench.loadgen import LoadResult, Request, default_client, post_once, run_load
 
 START_DEADLINE_S = 180.0  # loading torch and seven models on a busy 2-core machine
 STOP_DEADLINE_S = 30.0
@@ -177,12 +176,7 @@ def serves(spec: ServerSpec, cell: Cell) -> bool:
 
 def check_response(server: Server, cell: Cell, request: Request) -> None:
     """One request before timing: a 200 with the right number of results, so errors cannot pass for speed."""
-    http = urllib.request.Request(
-        server.url + request.path, data=request.body, method="POST",
-        headers={"Content-Type": request.content_type} | ({"Accept": request.accept} if request.accept else {}),
-    )  # fmt: skip
-    with urllib.request.urlopen(http, timeout=60) as response:
-        body = response.read()
+    body, _ = post_once(server.url, request)
     what = f"{server.spec.label} {request.path} {cell}"
     if server.spec.kind == "ceiling":
         ok = body == request.body

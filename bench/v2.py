@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import orjson
 
 from bench import serving
 from bench.common import REPO, Table, base_parser, default_data_dir, emit, fmt, machine, median, report
-from bench.loadgen import LoadResult, Request, default_client
+from bench.loadgen import LoadResult, Request, default_client, post_once
 
 PROTOCOLS = ("REST raw", "V2 binary", "REST JSON", "V2 JSON")
 OUTPUTS = {"reconstruct": ["reconstructions_uint8"], "encode": ["latents"]}  # as REST raw answers
@@ -64,11 +63,8 @@ def request_for(protocol: str, operation: str, pixels: np.ndarray) -> Request:
 
 def check(url: str, protocol: str, operation: str, request: Request) -> None:
     """One request before timing: a 200 with as many results as images, so that errors cannot pass for speed."""
-    headers = {"Content-Type": request.content_type, **dict(request.headers)}
-    headers |= {"Accept": request.accept} if request.accept else {}
-    http = urllib.request.Request(url + request.path, data=request.body, method="POST", headers=headers)
-    with urllib.request.urlopen(http, timeout=60) as response:
-        body, length = response.read(), response.headers.get("Inference-Header-Content-Length")
+    body, headers = post_once(url, request)
+    length = headers.get("Inference-Header-Content-Length")
     width = {"reconstruct": 784, "encode": 4 * serving.LATENT_SIZE}[operation]
     if protocol == "REST raw":
         ok = len(body) == request.images * width
